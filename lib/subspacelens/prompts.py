@@ -1,0 +1,143 @@
+"""Prompt sets: which prompts are generated, with which seeds, under which labels.
+
+A prompt set is a plain YAML file (``data/prompts/<name>.yaml``)::
+
+    name: v2
+    description: ...
+    template: "{subject}"             # may also use every key of ``variables``
+    seeds: 20                         # seeds 0..seeds-1 for every prompt
+    variables:                        # optional: Cartesian product with the subjects
+      adjective: [majestic, ancient]
+    categories:                       # coarse label -> fine labels (subject phrases)
+      animals: [a lion, an elephant]
+
+Every sample carries ``subject`` (the fine label: the phrase without its article),
+``category`` (the coarse label), ``seed`` and ``prompt``. Samples are ordered
+subject-major, then variables, then seed, so a run is reproducible sample by sample.
+"""
+
+from __future__ import annotations
+
+import itertools
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+PROMPTS_DIR = Path(__file__).resolve().parents[2] / "data" / "prompts"
+
+_KNOWN_KEYS = {"name", "description", "template", "seeds", "variables", "categories"}
+_REQUIRED_KEYS = {"name", "template", "seeds", "categories"}
+_ARTICLES = ("a ", "an ", "the ")
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    """A validated prompt set; ``samples`` has one row per image to generate."""
+
+    name: str
+    description: str
+    template: str
+    categories: dict[str, tuple[str, ...]]
+    samples: pd.DataFrame
+
+    @property
+    def subjects(self) -> list[str]:
+        """Fine labels in file order."""
+        return list(dict.fromkeys(self.samples["subject"]))
+
+    @property
+    def category_names(self) -> list[str]:
+        """Coarse labels in file order."""
+        return list(self.categories)
+
+    @property
+    def category_of(self) -> dict[str, str]:
+        """Fine label -> coarse label."""
+        return dict(zip(self.samples["subject"], self.samples["category"]))
+
+
+def subject_label(phrase: str) -> str:
+    """The fine label of a subject phrase: ``"an elephant" -> "elephant"``."""
+    lowered = phrase.strip()
+    for article in _ARTICLES:
+        if lowered.lower().startswith(article):
+            return lowered[len(article):]
+    return lowered
+
+
+def load_prompt_set(name_or_path: str | Path) -> PromptSet:
+    """Load and validate a prompt set by name (``"v2"``) or by YAML path.
+
+    Raises ``ValueError`` naming the problem: unknown or missing keys, an empty
+    category, a subject listed twice, a template that uses an undefined field,
+    or a non-positive number of seeds.
+    """
+    path = Path(name_or_path)
+    if path.suffix not in {".yaml", ".yml"}:
+        path = PROMPTS_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        available = sorted(p.stem for p in PROMPTS_DIR.glob("*.yaml"))
+        raise ValueError(f"prompt set {str(name_or_path)!r} not found (looked for {path}); available: {available}")
+    spec = yaml.safe_load(path.read_text())
+    if not isinstance(spec, dict):
+        raise ValueError(f"prompt set {path}: expected a mapping at the top level")
+    return _validate(spec, source=str(path))
+
+
+def _validate(spec: dict, source: str) -> PromptSet:
+    unknown = set(spec) - _KNOWN_KEYS
+    if unknown:
+        raise ValueError(f"prompt set {source}: unknown keys {sorted(unknown)}; allowed: {sorted(_KNOWN_KEYS)}")
+    missing = _REQUIRED_KEYS - set(spec)
+    if missing:
+        raise ValueError(f"prompt set {source}: missing keys {sorted(missing)}")
+
+    seeds = spec["seeds"]
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise ValueError(f"prompt set {source}: 'seeds' must be a positive integer, got {seeds!r}")
+
+    categories = spec["categories"]
+    if not isinstance(categories, dict) or not categories:
+        raise ValueError(f"prompt set {source}: 'categories' must be a non-empty mapping of category -> subjects")
+    seen: dict[str, str] = {}
+    for category, phrases in categories.items():
+        if not phrases:
+            raise ValueError(f"prompt set {source}: category {category!r} is empty")
+        for phrase in phrases:
+            label = subject_label(str(phrase))
+            if label in seen:
+                raise ValueError(
+                    f"prompt set {source}: subject {label!r} appears twice (in {seen[label]!r} and {category!r})"
+                )
+            seen[label] = category
+
+    variables = spec.get("variables") or {}
+    for key, values in variables.items():
+        if not values:
+            raise ValueError(f"prompt set {source}: variable {key!r} has no values")
+    fields = {field for _, field, _, _ in string.Formatter().parse(spec["template"]) if field}
+    undefined = fields - {"subject"} - set(variables)
+    if undefined:
+        raise ValueError(f"prompt set {source}: template uses undefined fields {sorted(undefined)}")
+    if "subject" not in fields:
+        raise ValueError(f"prompt set {source}: template must contain '{{subject}}'")
+
+    rows = []
+    for category, phrases in categories.items():
+        for phrase in phrases:
+            for combo in itertools.product(*variables.values()):
+                text = spec["template"].format(subject=phrase, **dict(zip(variables, combo)))
+                for seed in range(seeds):
+                    rows.append(
+                        {"subject": subject_label(str(phrase)), "category": category, "seed": seed, "prompt": text}
+                    )
+    return PromptSet(
+        name=str(spec["name"]),
+        description=str(spec.get("description", "")),
+        template=spec["template"],
+        categories={c: tuple(map(str, p)) for c, p in categories.items()},
+        samples=pd.DataFrame(rows),
+    )
