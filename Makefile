@@ -1,0 +1,122 @@
+# SubspaceLens: two commands.
+#   make book   create .venv if missing, install, execute every chapter (papermill), build the HTML
+#   make test   create .venv if missing, run pytest, nbval over the executed chapters, and the browser test
+# Also: make chapter NB=<name> PARAMS=<yaml>, make bench, make clean.
+# PARAMS_SET picks the folder of named parameter sets: params/default (the organism on CPU),
+# params/pixart-alpha (the real experiment on a GPU), params/ci.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DELETE_ON_ERROR:
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+PARAMS_SET ?= default
+PARAMS_DIR := params/$(PARAMS_SET)
+RETRAIN ?= 0
+MATHJAX_VERSION := 3.2.2
+MATHJAX := _static/mathjax/tex-chtml.js
+
+# Chapter order follows _toc.yml; the first three produce the model and the caches the others read.
+ANALYSIS_CHAPTERS := validating_the_lens rate_reduction_across_layers effective_rank transition_block \
+	per_subject cond_vs_uncond dense_not_sparse beyond_isotropic_noise controls reproduce_on_pixart scorecard
+CHAPTERS := training_the_organism capturing_activations $(ANALYSIS_CHAPTERS)
+EXECUTED := $(CHAPTERS:%=book/%.ipynb)
+LIB_SOURCES := $(shell find lib -name '*.py' 2>/dev/null) $(wildcard data/prompts/*.yaml data/reference/*.yaml)
+
+# Every capture of the run: the chapter's own parameters plus the sweep and control captures.
+CAPTURE_PARAMS := $(PARAMS_DIR)/capturing_activations.yaml $(wildcard $(PARAMS_DIR)/capture-*.yaml)
+CAPTURE_RUNS := $(patsubst $(PARAMS_DIR)/%.yaml,build/$(PARAMS_SET)/captures/%.ipynb,$(CAPTURE_PARAMS))
+
+# Execute notebooks/$(1).md with parameters $(2) into $(3): papermill writes to a temporary file that
+# replaces $(3) only when every cell ran, so a failed run never leaves a half-written chapter.
+define execute_notebook
+	@mkdir -p $(dir $(3)) build/tmp
+	$(BIN)/jupytext --to ipynb --output - notebooks/$(1).md \
+		| $(BIN)/papermill - build/tmp/$(notdir $(3)) -f $(2) $(4) --cwd $(CURDIR) --progress-bar
+	mv build/tmp/$(notdir $(3)) $(3)
+endef
+
+.PHONY: FORCE help venv book chapter captures test unit-tests nbval browser-test bench html clean
+
+help:
+	@echo "make book    - install (if needed), execute every chapter, build the HTML in _build/html"
+	@echo "make test    - install (if needed), run pytest, nbval over book/*.ipynb and the browser test"
+	@echo "make chapter NB=<name> PARAMS=<yaml>  - rerun one chapter with other parameters"
+	@echo "make bench   - metric and capture benchmarks (prints measured ratios)"
+
+venv: $(INSTALLED)
+
+$(INSTALLED): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+# --- the book -----------------------------------------------------------------------------------
+
+book: $(INSTALLED) $(EXECUTED) html
+
+html: $(INSTALLED) $(MATHJAX)
+	$(BIN)/jupyter-book build . -W -n --keep-going
+
+$(MATHJAX):
+	@mkdir -p build/tmp _static/mathjax
+	cd build/tmp && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null
+	tar -xzf build/tmp/mathjax-$(MATHJAX_VERSION).tgz -C build/tmp
+	cp -r build/tmp/package/es5/. _static/mathjax/
+	rm -rf build/tmp/package build/tmp/mathjax-$(MATHJAX_VERSION).tgz
+
+# The organism is trained once and committed; its chapter loads it (RETRAIN=1 trains it again).
+ORGANISM := data/models/organism/model_index.json
+$(ORGANISM):
+	$(call execute_notebook,training_the_organism,$(PARAMS_DIR)/training_the_organism.yaml,book/training_the_organism.ipynb)
+
+book/training_the_organism.ipynb: notebooks/training_the_organism.md $(PARAMS_DIR)/training_the_organism.yaml $(LIB_SOURCES) $(if $(filter 1,$(RETRAIN)),FORCE) | $(INSTALLED)
+	$(call execute_notebook,training_the_organism,$(PARAMS_DIR)/training_the_organism.yaml,$@,$(if $(filter 1,$(RETRAIN)),-p retrain True,))
+
+build/$(PARAMS_SET)/captures/%.ipynb: $(PARAMS_DIR)/%.yaml notebooks/capturing_activations.md | $(INSTALLED) $(ORGANISM)
+	$(call execute_notebook,capturing_activations,$<,$@)
+
+captures: $(CAPTURE_RUNS)
+
+book/capturing_activations.ipynb: build/$(PARAMS_SET)/captures/capturing_activations.ipynb
+	cp $< $@
+
+book/%.ipynb: notebooks/%.md $(PARAMS_DIR)/%.yaml $(CAPTURE_RUNS) $(LIB_SOURCES)
+	$(call execute_notebook,$*,$(PARAMS_DIR)/$*.yaml,$@)
+
+# make chapter NB=controls PARAMS=my-params.yaml: executes into build/chapters/, the book stays as it is.
+chapter: $(INSTALLED)
+	@test -n "$(NB)" -a -f "notebooks/$(NB).md" || { echo "NB must name a chapter in notebooks/ (got '$(NB)'); one of: $(CHAPTERS)"; exit 2; }
+	@test -f "$(or $(PARAMS),$(PARAMS_DIR)/$(NB).yaml)" || { echo "PARAMS file '$(PARAMS)' not found"; exit 2; }
+	$(call execute_notebook,$(NB),$(or $(PARAMS),$(PARAMS_DIR)/$(NB).yaml),build/chapters/$(NB).ipynb)
+	@echo "executed: build/chapters/$(NB).ipynb"
+
+# --- tests --------------------------------------------------------------------------------------
+
+test: unit-tests nbval browser-test
+
+unit-tests: $(INSTALLED)
+	$(BIN)/pytest tests --ignore=tests/browser -q -p no:cacheprovider
+
+# nbval re-executes the committed default-run chapters against freshly captured caches.
+# pytest runs them in this order: the model chapter, the capture chapter (which reopens its cache), the rest.
+nbval: $(INSTALLED) captures
+	$(BIN)/pytest --nbval $(EXECUTED) --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 900 -q -p no:cacheprovider
+
+browser-test: $(INSTALLED) html
+	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	BOOK_HTML=$(CURDIR)/_build/html $(BIN)/pytest tests/browser -q -p no:cacheprovider
+
+bench: $(INSTALLED)
+	$(BIN)/python benchmarks/bench_metrics.py
+	$(BIN)/python benchmarks/bench_capture.py
+
+clean:
+	rm -rf _build build data/cache _static/mathjax
