@@ -18,7 +18,7 @@ PARAMS_SET ?= default
 PARAMS_DIR := params/$(PARAMS_SET)
 RETRAIN ?= 0
 MATHJAX_VERSION := 3.2.2
-MATHJAX := _static/mathjax/tex-chtml.js
+MATHJAX := build/static/mathjax/tex-chtml.js
 
 # Chapter order follows _toc.yml; the first three produce the model and the caches the others read.
 ANALYSIS_CHAPTERS := validating_the_lens rate_reduction_across_layers effective_rank transition_block \
@@ -65,10 +65,10 @@ html: $(INSTALLED) $(MATHJAX)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 $(MATHJAX):
-	@mkdir -p build/tmp _static/mathjax
+	@mkdir -p build/tmp build/static/mathjax
 	cd build/tmp && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null
 	tar -xzf build/tmp/mathjax-$(MATHJAX_VERSION).tgz -C build/tmp
-	cp -r build/tmp/package/es5/. _static/mathjax/
+	cp -r build/tmp/package/es5/. build/static/mathjax/
 	rm -rf build/tmp/package build/tmp/mathjax-$(MATHJAX_VERSION).tgz
 
 # The organism is trained once and committed; its chapter loads it (RETRAIN=1 trains it again).
@@ -119,4 +119,4 @@ bench: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_capture.py
 
 clean:
-	rm -rf _build build data/cache _static/mathjax
+	rm -rf _build build data/cache
