@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._checks import as_fraction, as_positive_int, as_samples
-from .gram import gram
+from .gram import gather_entries, gram, principal_blocks
 from .labels import partition_labels
 
 RANK_TOLERANCE = 1e-10
@@ -85,7 +85,7 @@ def overlap_from_gram(G, partition, rank=None, energy=0.9, index=None):
     """
     index = partition.index if index is None else index
     mask = partition.mask
-    blocks = G[..., index[..., :, None], index[..., None, :]] * (mask[:, :, None] & mask[:, None, :])
+    blocks = principal_blocks(G, index) * (mask[:, :, None] & mask[:, None, :])
     eigenvalues, eigenvectors = np.linalg.eigh(blocks)
     eigenvalues = np.maximum(eigenvalues[..., ::-1], 0.0)  # descending
     eigenvectors = eigenvectors[..., ::-1]
@@ -94,7 +94,7 @@ def overlap_from_gram(G, partition, rank=None, energy=0.9, index=None):
     inverse_sqrt = np.where(kept, 1.0 / np.sqrt(np.where(kept, eigenvalues, 1.0)), 0.0)
     # U_j = Z_j W_j with W_j = V_j Λ_j^{-1/2} restricted to the kept columns and the real (unpadded) rows.
     W = eigenvectors * inverse_sqrt[..., None, :] * mask[:, :, None]
-    cross_blocks = G[..., index[..., :, None, :, None], index[..., None, :, None, :]]  # G_ij: (…, K, K, n, n)
+    cross_blocks = gather_entries(G, index[..., :, None, :, None], index[..., None, :, None, :])  # G_ij (…,K,K,n,n)
     cosines = W[..., :, None, :, :].swapaxes(-1, -2) @ cross_blocks @ W[..., None, :, :, :]
     squared_norms = np.square(cosines).sum(axis=(-2, -1))
     matrix = squared_norms / np.minimum(ranks[..., :, None], ranks[..., None, :])

@@ -1,0 +1,46 @@
+"""Training-free subspace metrics on frozen activations (MCR² coding rates and friends).
+
+Conventions, binding for every function here:
+
+* ``Z`` has shape ``(..., d, N)``: one **column** per sample; leading dimensions (layers, steps,
+  branches) are batch dimensions and every metric is batched over them.
+* ``eps`` is the *unsquared* coding precision ε, default 0.5; rates are in **nats**.
+* No hidden normalisation: ``center=False``, ``normalize=False`` by default (centring subtracts the
+  per-slice mean column; normalising then scales every column to unit ℓ2 norm).
+* Computation in float64. Log-determinants come from a Cholesky factor of ``I + α·Gram`` (every
+  eigenvalue ≥ 1) for one ε, and from clamped ``eigvalsh`` for ε-curves and spectra — never ``slogdet``.
+* ``labels``: any 1-D array-like of length N; classes are ``np.unique(labels)`` (sorted).
+* Label-dependent quantities (class rates, permutations, resamples, class bases) are read from sub-blocks
+  of the one Gram ``ZᵀZ`` (:mod:`.gram`).
+* Bad input raises ``ValueError`` whose message starts with the argument's name.
+"""
+
+from .bootstrap import BootstrapCI, bootstrap_ci
+from .coding_rate import coding_rate, coding_rate_curve
+from .isotropy import IsotropyResult, epps_pulley, isotropy_test
+from .overlap import SubspaceOverlap, mean_offdiagonal, subspace_overlap
+from .permutation import PermutationNull, permutation_null
+from .rate_reduction import RateReduction, rate_reduction, rate_reduction_curve
+from .sparsity import hoyer_sparsity
+from .spectrum import effective_rank, participation_ratio
+
+__all__ = [
+    "BootstrapCI",
+    "IsotropyResult",
+    "PermutationNull",
+    "RateReduction",
+    "SubspaceOverlap",
+    "bootstrap_ci",
+    "coding_rate",
+    "coding_rate_curve",
+    "effective_rank",
+    "epps_pulley",
+    "hoyer_sparsity",
+    "isotropy_test",
+    "mean_offdiagonal",
+    "participation_ratio",
+    "permutation_null",
+    "rate_reduction",
+    "rate_reduction_curve",
+    "subspace_overlap",
+]

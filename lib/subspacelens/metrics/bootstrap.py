@@ -1,0 +1,107 @@
+r"""Stratified bootstrap confidence intervals for the label-based metrics.
+
+Each resample draws :math:`N_j` samples with replacement *within* every class j (class sizes are kept),
+and the statistic is recomputed on it; the interval is the percentile interval of the resampled values.
+A resample's Gram is a (repeated-index) principal block of the one Gram :math:`Z^\top Z`, laid out class
+by class, so no resample touches ``Z``. Centring and normalisation are redone on every resample (on the
+Gram: :math:`HGH` and :math:`D^{-1/2}GD^{-1/2}`), as the estimator would on new data.
+
+Statistics: ``"delta_R"``, ``"R"``, ``"Rc"``, ``"Rc_over_R"`` (the share of the total volume each class
+keeps) and ``"mean_overlap"`` (mean off-diagonal subspace overlap). Same conventions as the rest of
+:mod:`subspacelens.metrics`; with resampling the total rate is read from the N×N Gram.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._checks import as_eps, as_fraction, as_positive_int, as_samples
+from .coding_rate import rate_from_product
+from .gram import center_gram, chunk_slices, gram, normalize_gram, principal_blocks
+from .labels import partition_labels, sorted_partition
+from .overlap import mean_offdiagonal, overlap_from_gram
+from .rate_reduction import class_rate_at, within_class_rate
+
+STATISTICS = ("delta_R", "R", "Rc", "Rc_over_R", "mean_overlap")
+
+
+@dataclass(frozen=True)
+class BootstrapCI:
+    """Percentile bootstrap interval; ``estimate``, ``low``, ``high`` have shape ``Z.shape[:-2]``.
+
+    ``samples`` (…, n_boot) holds the resampled values; ``statistic`` and ``level`` echo the request.
+    """
+
+    statistic: str
+    level: float
+    estimate: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    samples: np.ndarray
+
+
+def label_statistic(G, partition, statistic, d, eps, rank, energy):
+    """One of ``STATISTICS`` from a Gram ``G`` (…, N, N) whose samples are partitioned by ``partition``."""
+    if statistic == "mean_overlap":
+        return mean_offdiagonal(overlap_from_gram(G, partition, rank, energy)[0])
+    Rc = within_class_rate(G, partition, class_rate_at(eps, d))
+    if statistic == "Rc":
+        return Rc
+    R = rate_from_product(G, d, partition.n_samples, eps)
+    return {"R": R, "delta_R": R - Rc, "Rc_over_R": Rc / R}[statistic]
+
+
+def bootstrap_ci(
+    Z,
+    labels,
+    statistic="delta_R",
+    n_boot=1000,
+    level=0.95,
+    seed=0,
+    *,
+    eps=0.5,
+    rank=None,
+    energy=0.9,
+    center=False,
+    normalize=False,
+):
+    """Stratified percentile bootstrap interval for a label-based ``statistic`` of ``Z`` (``(..., d, N)``).
+
+    Every class needs at least 2 samples (``"mean_overlap"`` also needs 2 classes); ``eps`` applies to the
+    rate statistics, ``rank``/``energy`` to the overlap (as in :func:`subspace_overlap`). Deterministic
+    under ``seed``; the same resamples serve every slice of a batched ``Z``.
+    """
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic: expected one of {STATISTICS}, got {statistic!r}")
+    n_boot = as_positive_int("n_boot", n_boot)
+    level = as_fraction("level", level, closed_right=False)
+    eps = as_eps(eps)
+    if rank is not None:
+        rank = as_positive_int("rank", rank)
+    energy = as_fraction("energy", energy, closed_right=True)
+    Z = as_samples(Z)
+    d, n_samples = Z.shape[-2:]
+    partition = partition_labels(labels, n_samples, min_class_size=2)
+    if statistic == "mean_overlap" and partition.classes.size < 2:
+        raise ValueError("labels: mean_overlap needs at least 2 classes")
+
+    def prepared(G):
+        G = center_gram(G) if center else G
+        return normalize_gram(G) if normalize else G
+
+    G = gram(Z)
+    estimate = label_statistic(prepared(G), partition, statistic, d, eps, rank, energy)
+
+    rng = np.random.default_rng(seed)
+    draws = np.floor(rng.random((n_boot,) + partition.index.shape) * partition.sizes[:, None]).astype(np.intp)
+    resampled = partition.index[np.arange(partition.classes.size)[:, None], draws]  # (n_boot, K, n_max)
+    resample_order = resampled[:, partition.mask]  # (n_boot, N), class by class
+    layout = sorted_partition(partition)
+    samples = np.empty(estimate.shape + (n_boot,))
+    for chunk in chunk_slices(n_boot, estimate.size * n_samples**2):
+        resampled_gram = prepared(principal_blocks(G, resample_order[chunk]))
+        samples[..., chunk] = label_statistic(resampled_gram, layout, statistic, d, eps, rank, energy)
+
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(samples, [tail, 1.0 - tail], axis=-1)
+    return BootstrapCI(statistic=statistic, level=level, estimate=estimate, low=low, high=high, samples=samples)
