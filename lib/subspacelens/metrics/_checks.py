@@ -13,8 +13,11 @@ def as_samples(Z, *, center=False, normalize=False, min_samples=1):
     Centring subtracts the per-slice mean column (mean over the last axis); normalising then scales every
     column to unit ℓ2 norm. Neither happens unless asked for.
     """
+    Z = np.asarray(Z)
+    if np.iscomplexobj(Z):
+        raise ValueError("Z: expected real values, got a complex array")
     try:
-        Z = np.asarray(Z, dtype=np.float64)
+        Z = Z.astype(np.float64, copy=False)
     except (TypeError, ValueError) as error:
         raise ValueError(f"Z: cannot be read as a real float64 array ({error})") from error
     if Z.ndim < 2:

@@ -57,7 +57,7 @@ def partition_labels(labels, n_samples, *, min_class_size=1):
     too_small = sizes < min_class_size
     if too_small.any():
         raise ValueError(
-            f"labels: class {classes[too_small][0]!r} has {sizes[too_small][0]} sample(s); "
+            f"labels: class {classes[too_small][0].item()!r} has {sizes[too_small][0]} sample(s); "
             f"this metric needs at least {min_class_size} per class"
         )
     # A stable sort keeps each class's positions in their original order.
