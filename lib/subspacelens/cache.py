@@ -1,0 +1,437 @@
+"""The activation cache: an ``xarray.Dataset`` in a zarr store, written batch by batch, resumable, lazy.
+
+Layout of ``<name>.zarr`` (zarr format 2, not consolidated; see DESIGN.md for the contract):
+
+* ``activations`` (sample, layer, step, branch, feature): mean over image tokens of every kept block
+  output; chunks ``(batch_size, n_layers, 1, 1, d)`` so one (step, branch) slice over all samples and
+  layers reads whole chunks, and every chunk belongs to exactly one batch.
+* ``tokens`` (sample, token_layer, token_step, branch, token, feature), only when full token grids were
+  requested (``token_layers`` x ``token_steps``); chunks ``(1, 1, 1, 1, T, d)``. ``token`` indexes the
+  image-token grid in raster order (``token = row * grid_width + col``); coord ``token_timestep`` on
+  ``token_step``.
+* ``latents`` (sample, channel, latent_y, latent_x): the final denoised latents (decode with the VAE to
+  see the image), unless ``keep_latents=False``.
+* coords ``subject``, ``category``, ``seed``, ``prompt`` on ``sample``; ``timestep`` on ``step``;
+  ``branch`` in ``("uncond", "cond")`` or ``("cond",)``.
+* attrs: ``model``, ``guidance_scale``, ``num_inference_steps``, ``scheduler``, ``dtype``, ``prompt_set``,
+  ``reduction``, ``package_versions`` (JSON), ``config_hash``, ``num_layers_total``, ``capture_seconds``
+  (sum of the per-batch wall times, over resumes), ``config`` (JSON of everything hashed), ``batch_size``,
+  ``num_batches``, ``shard_index``, ``num_shards``, ``complete``, ``cache_format``.
+* ``progress/`` (an empty zarr group): one marker ``batch-<i>.json`` per completed batch, written
+  atomically (temp file + rename) only after that batch's chunks are written. A capture killed at any
+  point resumes from the markers: a batch without a marker is simply recomputed and overwritten.
+
+The store is created complete-but-empty (metadata, coords, NaN fill) in a temporary folder and renamed
+into place, so a path either holds a well-formed store or nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+
+CACHE_FORMAT = 1
+DIMS = ("sample", "layer", "step", "branch", "feature")
+TOKEN_DIMS = ("sample", "token_layer", "token_step", "branch", "token", "feature")
+LATENT_DIMS = ("sample", "channel", "latent_y", "latent_x")
+#: configuration keys that do not enter the hash: every shard of one capture shares its hash.
+UNHASHED_KEYS = ("shard_index", "num_shards")
+_PROGRESS = "progress"
+_PACKAGES = ("subspacelens", "torch", "diffusers", "transformers", "numpy", "xarray", "zarr", "dask")
+
+
+class CacheMismatchError(ValueError):
+    """The store at this path was made with a different configuration."""
+
+
+class IncompleteCacheError(RuntimeError):
+    """The store at this path is not (yet) a complete capture."""
+
+
+def config_hash(config: dict) -> str:
+    """SHA-256 (first 16 hex digits) of the canonical JSON of ``config`` without :data:`UNHASHED_KEYS`."""
+    hashed = {k: v for k, v in config.items() if k not in UNHASHED_KEYS}
+    text = json.dumps(hashed, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def package_versions(packages: Iterable[str] = _PACKAGES) -> dict[str, str]:
+    out = {}
+    for name in packages:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def batch_slices(num_samples: int, batch_size: int) -> list[slice]:
+    """Consecutive sample ranges of ``batch_size`` (the last may be shorter)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
+    return [slice(a, min(a + batch_size, num_samples)) for a in range(0, num_samples, batch_size)]
+
+
+def shard_batches(num_batches: int, shard_index: int, num_shards: int) -> list[int]:
+    """The batches shard ``shard_index`` of ``num_shards`` computes: a contiguous, balanced range.
+
+    Shards own whole batches, so every batch is computed with the same composition (and so the same
+    floating-point result) whether the capture runs in one job or in many.
+    """
+    if not isinstance(num_shards, int) or num_shards < 1:
+        raise ValueError(f"num_shards: must be a positive int, got {num_shards!r}")
+    if not isinstance(shard_index, int) or not 0 <= shard_index < num_shards:
+        raise ValueError(f"shard_index: must be an int in [0, {num_shards}), got {shard_index!r}")
+    if num_shards > num_batches:
+        raise ValueError(f"num_shards: {num_shards} shards for only {num_batches} batches")
+    bounds = np.linspace(0, num_batches, num_shards + 1).round().astype(int)
+    return list(range(bounds[shard_index], bounds[shard_index + 1]))
+
+
+@dataclass
+class CacheSpec:
+    """Everything needed to preallocate a store (built by :func:`subspacelens.capture.run_capture`)."""
+
+    samples: pd.DataFrame  # columns subject, category, seed, prompt; row i is sample i
+    layers: list[int]
+    steps: list[int]
+    timesteps: list[float]  # one per step
+    branches: tuple[str, ...]
+    hidden_size: int
+    batch_size: int
+    dtype: str
+    config: dict  # everything that determines the values (hashed)
+    attrs: dict  # DESIGN.md attrs (model, guidance_scale, ...); hash, versions, bookkeeping added here
+    token_layers: list[int] = field(default_factory=list)
+    token_steps: list[int] = field(default_factory=list)
+    num_tokens: int = 0
+    latent_shape: tuple[int, ...] | None = None  # (channel, y, x)
+    shard_index: int = 0
+    num_shards: int = 1
+
+    @property
+    def hash(self) -> str:
+        return config_hash(self.config)
+
+    @property
+    def num_batches(self) -> int:
+        return len(batch_slices(len(self.samples), self.batch_size))
+
+    def batches(self) -> list[slice]:
+        return batch_slices(len(self.samples), self.batch_size)
+
+    def my_batches(self) -> list[int]:
+        return shard_batches(self.num_batches, self.shard_index, self.num_shards)
+
+
+def _timestep_coord(values: Sequence[float]) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64)
+    return arr.astype(np.int64) if np.all(arr == np.round(arr)) else arr
+
+
+def _empty_dataset(spec: CacheSpec) -> tuple[xr.Dataset, dict]:
+    n, d = len(spec.samples), spec.hidden_size
+    bs = spec.batch_size
+    dtype = np.dtype(spec.dtype)
+    shape = (n, len(spec.layers), len(spec.steps), len(spec.branches), d)
+    chunks = (bs, len(spec.layers), 1, 1, d)
+    data_vars = {"activations": (DIMS, da.full(shape, np.nan, dtype=dtype, chunks=chunks))}
+    encoding = {"activations": {"chunks": chunks}}
+    coords: dict[str, Any] = {
+        "sample": np.arange(n),
+        "subject": ("sample", np.asarray(spec.samples["subject"].tolist(), dtype=str)),
+        "category": ("sample", np.asarray(spec.samples["category"].tolist(), dtype=str)),
+        "seed": ("sample", spec.samples["seed"].to_numpy(dtype=np.int64)),
+        "prompt": ("sample", np.asarray(spec.samples["prompt"].tolist(), dtype=str)),
+        "layer": np.asarray(spec.layers, dtype=np.int64),
+        "step": np.asarray(spec.steps, dtype=np.int64),
+        "timestep": ("step", _timestep_coord(spec.timesteps)),
+        "branch": np.asarray(spec.branches, dtype=str),
+        "feature": np.arange(d),
+    }
+    if spec.token_layers:
+        tshape = (n, len(spec.token_layers), len(spec.token_steps), len(spec.branches), spec.num_tokens, d)
+        tchunks = (1, 1, 1, 1, spec.num_tokens, d)
+        data_vars["tokens"] = (TOKEN_DIMS, da.full(tshape, np.nan, dtype=dtype, chunks=tchunks))
+        encoding["tokens"] = {"chunks": tchunks}
+        step_timestep = dict(zip(spec.steps, spec.timesteps))
+        coords["token_layer"] = np.asarray(spec.token_layers, dtype=np.int64)
+        coords["token_step"] = np.asarray(spec.token_steps, dtype=np.int64)
+        coords["token_timestep"] = ("token_step", _timestep_coord([step_timestep[s] for s in spec.token_steps]))
+        coords["token"] = np.arange(spec.num_tokens)
+    if spec.latent_shape is not None:
+        lshape = (n, *spec.latent_shape)
+        lchunks = (bs, *spec.latent_shape)
+        data_vars["latents"] = (LATENT_DIMS, da.full(lshape, np.nan, dtype=np.float32, chunks=lchunks))
+        encoding["latents"] = {"chunks": lchunks}
+    attrs = dict(spec.attrs)
+    attrs.update(
+        config_hash=spec.hash,
+        config=json.dumps({k: v for k, v in spec.config.items() if k not in UNHASHED_KEYS}, sort_keys=True, default=str),
+        package_versions=json.dumps(package_versions(), sort_keys=True),
+        dtype=str(dtype),
+        batch_size=bs,
+        num_batches=spec.num_batches,
+        shard_index=spec.shard_index,
+        num_shards=spec.num_shards,
+        complete=False,
+        capture_seconds=0.0,
+        cache_format=CACHE_FORMAT,
+    )
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs), encoding
+
+
+class CacheWriter:
+    """A store being filled batch by batch. Use :meth:`open` (creates or resumes)."""
+
+    def __init__(self, path: Path, spec: CacheSpec) -> None:
+        self.path = Path(path)
+        self.spec = spec
+        self.group = zarr.open_group(str(self.path), mode="r+", zarr_format=2)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, spec: CacheSpec) -> CacheWriter:
+        """Resume the store at ``path`` if it has the same configuration hash, create it if absent,
+        refuse (:class:`CacheMismatchError`) if it holds a different configuration or shard."""
+        path = Path(path)
+        if path.exists():
+            _check_same(path, spec)
+        else:
+            create_store(path, spec)
+        return cls(path, spec)
+
+    def done_batches(self) -> set[int]:
+        return done_batches(self.path)
+
+    def todo_batches(self) -> list[int]:
+        done = self.done_batches()
+        return [b for b in self.spec.my_batches() if b not in done]
+
+    def write_batch(
+        self,
+        batch: int,
+        activations: np.ndarray,
+        *,
+        tokens: np.ndarray | None = None,
+        latents: np.ndarray | None = None,
+        seconds: float = 0.0,
+    ) -> None:
+        """Write batch ``batch``'s region of every variable, then (only then) its completion marker."""
+        region = self.spec.batches()[batch]
+        n = region.stop - region.start
+        arrays = {"activations": activations, "tokens": tokens, "latents": latents}
+        for name, values in arrays.items():
+            if name not in self.group:
+                if values is not None:
+                    raise ValueError(f"{name}: this store has no {name!r} variable")
+                continue
+            if values is None:
+                raise ValueError(f"{name}: the store expects {name!r} for every batch")
+            target = self.group[name]
+            expected = (n, *target.shape[1:])
+            if values.shape != expected:
+                raise ValueError(f"{name}: batch {batch} has shape {values.shape}, expected {expected}")
+            target[region] = values
+        _write_marker(self.path, batch, {"batch": batch, "start": region.start, "stop": region.stop, "seconds": seconds})
+
+    def finalize(self) -> bool:
+        """Mark the store complete when all of this shard's batches are done; returns whether it is."""
+        return _finalize(self.path, self.spec.my_batches())
+
+
+def create_store(path: str | os.PathLike, spec: CacheSpec) -> Path:
+    """Preallocate the store (metadata and coords only) in a temporary folder, then rename it to ``path``."""
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"{path} exists")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
+    try:
+        ds, encoding = _empty_dataset(spec)
+        ds.to_zarr(str(tmp), mode="w-", compute=False, zarr_format=2, consolidated=False, encoding=encoding)
+        zarr.open_group(str(tmp), mode="r+", zarr_format=2).create_group(_PROGRESS)
+        os.replace(tmp, path)  # atomic for a directory on one filesystem; fails if path appeared meanwhile
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _read_attrs(path: Path) -> dict:
+    try:
+        return dict(zarr.open_group(str(path), mode="r", zarr_format=2).attrs)
+    except Exception as err:
+        raise CacheMismatchError(f"{path} exists but is not a SubspaceLens cache ({type(err).__name__}: {err})") from None
+
+
+def _check_same(path: Path, spec: CacheSpec) -> None:
+    attrs = _read_attrs(path)
+    if attrs.get("config_hash") != spec.hash:
+        old = json.loads(attrs.get("config", "{}"))
+        diff = sorted(k for k in set(old) | set(spec.config) if k not in UNHASHED_KEYS and old.get(k) != spec.config.get(k))
+        raise CacheMismatchError(
+            f"{path} holds a capture with config hash {attrs.get('config_hash')!r}, not {spec.hash!r} "
+            f"(differs in {diff}); it is not overwritten: delete it or choose another `out`."
+        )
+    theirs = (attrs.get("shard_index"), attrs.get("num_shards"))
+    if theirs != (spec.shard_index, spec.num_shards):
+        raise CacheMismatchError(
+            f"{path} is shard {theirs[0]} of {theirs[1]}, not shard {spec.shard_index} of {spec.num_shards}"
+        )
+
+
+def _marker_dir(path: Path) -> Path:
+    return Path(path) / _PROGRESS
+
+
+def _write_marker(path: Path, batch: int, info: dict) -> None:
+    folder = _marker_dir(path)
+    tmp = folder / f".batch-{batch:06d}.json.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(info))
+    os.replace(tmp, folder / f"batch-{batch:06d}.json")
+
+
+def _markers(path: Path) -> dict[int, dict]:
+    out = {}
+    for f in sorted(_marker_dir(path).glob("batch-*.json")):
+        info = json.loads(f.read_text())
+        out[int(info["batch"])] = info
+    return out
+
+
+def done_batches(path: str | os.PathLike) -> set[int]:
+    """Indices of the batches whose data are written (their markers exist)."""
+    return set(_markers(Path(path)))
+
+
+def _finalize(path: Path, batches: Iterable[int]) -> bool:
+    markers = _markers(path)
+    if any(b not in markers for b in batches):
+        return False
+    group = zarr.open_group(str(path), mode="r+", zarr_format=2)
+    seconds = float(sum(m["seconds"] for m in markers.values()))
+    group.attrs.update({"complete": True, "capture_seconds": round(seconds, 3)})
+    return True
+
+
+def cache_status(path: str | os.PathLike) -> dict:
+    """``{"exists", "complete", "config_hash", "done", "total", "shard_index", "num_shards"}`` of a store."""
+    path = Path(path)
+    if not path.exists():
+        return {"exists": False, "complete": False, "config_hash": None, "done": 0, "total": 0}
+    attrs = _read_attrs(path)
+    mine = shard_batches(attrs["num_batches"], attrs["shard_index"], attrs["num_shards"])
+    done = done_batches(path)
+    return {
+        "exists": True,
+        "complete": bool(attrs.get("complete")),
+        "config_hash": attrs.get("config_hash"),
+        "done": sum(b in done for b in mine),
+        "total": len(mine),
+        "shard_index": attrs["shard_index"],
+        "num_shards": attrs["num_shards"],
+    }
+
+
+def open_cache(path: str | os.PathLike, *, allow_incomplete: bool = False) -> xr.Dataset:
+    """Open a cache lazily (dask-backed data; the small per-sample/step coords are loaded).
+
+    A shard store or an unfinished capture raises :class:`IncompleteCacheError`, unless
+    ``allow_incomplete=True``: then only the samples whose batches are complete are returned.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no activation cache at {path}; run the 'Capturing activations' chapter to make it")
+    attrs = _read_attrs(path)
+    ds = xr.open_zarr(str(path), consolidated=False, chunks={}, zarr_format=2)
+    small = [name for name in ds.coords if name not in ds.dims]
+    ds = ds.assign_coords({name: ds[name].compute() for name in small})
+    whole = bool(attrs.get("complete")) and attrs.get("num_shards") == 1
+    if whole:
+        return ds
+    status = cache_status(path)
+    if not allow_incomplete:
+        what = (
+            f"shard {attrs['shard_index']} of {attrs['num_shards']} (merge the shards with merge_shards)"
+            if attrs.get("num_shards", 1) > 1
+            else "an unfinished capture (rerun it with the same parameters to resume)"
+        )
+        raise IncompleteCacheError(
+            f"{path} is {what}: {status['done']} of {status['total']} batches done; "
+            "pass allow_incomplete=True to open the finished samples only"
+        )
+    slices = batch_slices(ds.sizes["sample"], int(attrs["batch_size"]))
+    keep = [i for b in sorted(done_batches(path)) for i in range(slices[b].start, slices[b].stop)]
+    return ds.isel(sample=keep)
+
+
+def merge_shards(shards: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path:
+    """Merge the stores of shards ``0..N-1`` of one capture into the store a single run would have made.
+
+    Every shard must be complete and share one configuration hash; together they must cover every batch
+    exactly once. The merged store is built in a temporary folder and renamed into place.
+    """
+    paths = [Path(p) for p in shards]
+    if not paths:
+        raise ValueError("shards: no shard stores given")
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"{out} exists; merge_shards does not overwrite")
+    attrs = [_read_attrs(p) for p in paths]
+    hashes = {a.get("config_hash") for a in attrs}
+    if len(hashes) != 1:
+        raise CacheMismatchError(f"shards: different configuration hashes {sorted(map(str, hashes))}")
+    num_shards = {a.get("num_shards") for a in attrs}
+    indices = sorted(a.get("shard_index") for a in attrs)
+    if num_shards != {len(paths)} or indices != list(range(len(paths))):
+        raise ValueError(f"shards: expected shards 0..{len(paths) - 1} of {len(paths)}, got indices {indices} of {num_shards}")
+    for p, a in zip(paths, attrs):
+        if not a.get("complete"):
+            raise IncompleteCacheError(f"shards: {p} (shard {a['shard_index']}) is not complete")
+    owner: dict[int, Path] = {}
+    for p in paths:
+        for b in done_batches(p):
+            if b in owner:
+                raise ValueError(f"shards: batch {b} is in both {owner[b]} and {p}")
+            owner[b] = p
+    n_batches = attrs[0]["num_batches"]
+    if sorted(owner) != list(range(n_batches)):
+        raise ValueError(f"shards: batches {sorted(set(range(n_batches)) - set(owner))} are in no shard")
+
+    tmp = out.with_name(f".{out.name}.partial-{uuid.uuid4().hex[:8]}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        first = paths[[a["shard_index"] for a in attrs].index(0)]
+        shutil.copytree(first, tmp)
+        target = zarr.open_group(str(tmp), mode="r+", zarr_format=2)
+        sources = {p: zarr.open_group(str(p), mode="r", zarr_format=2) for p in paths}
+        slices = batch_slices(target["sample"].shape[0], int(attrs[0]["batch_size"]))
+        data_vars = [name for name in ("activations", "tokens", "latents") if name in target]
+        for b, p in sorted(owner.items()):
+            if p == first:
+                continue
+            for name in data_vars:
+                target[name][slices[b]] = sources[p][name][slices[b]]
+            info = _markers(p)[b]
+            _write_marker(tmp, b, info)
+        target.attrs.update({"shard_index": 0, "num_shards": 1, "complete": False})
+        _finalize(tmp, range(n_batches))
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

@@ -1,0 +1,331 @@
+"""``run_capture``: prompts -> hooked pipeline -> activation cache, batch by batch, resumable, shardable.
+
+Only latents are generated (``output_type="latent"``): the VAE never runs during a capture. Each
+pipeline call denoises ``batch_size`` prompts at once (``2 * batch_size`` rows with CFG). Every sample
+has its own CPU ``torch.Generator`` seeded with its ``seed``, so its starting noise does not depend on
+the batch or shard it falls in; shards own whole batches, so a sharded capture computes every batch
+exactly as a single run does.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from subspacelens.cache import CacheSpec, CacheWriter, batch_slices, cache_status, shard_batches
+from subspacelens.capture.adapters import ModelAdapter, adapter_for
+from subspacelens.capture.hooks import BlockRecord, TraceBlocks, parse_layers, parse_steps
+from subspacelens.capture.loading import load_pipeline, torch_dtype
+from subspacelens.prompts import load_prompt_set
+
+
+@dataclass(frozen=True)
+class CaptureConfig:
+    """Every parameter of a capture. All but ``shard_index``/``num_shards`` enter the config hash."""
+
+    model: str = "data/models/organism"  # hub id or local pipeline folder
+    prompt_set: str = "v2"
+    seeds: int | Sequence[int] | None = None  # None: the prompt set's seeds; int n: seeds 0..n-1; list: those
+    num_inference_steps: int = 20
+    guidance_scale: float = 4.5  # <= 1: guidance off, one branch "cond"
+    steps: Sequence[int] | None = (0, 6, 13, 19)  # denoising-step indices kept; None: all
+    layers: str | Sequence[int | str] = "all"
+    dtype: str = "float32"  # dtype of the cache
+    model_dtype: str = "float32"  # dtype the pipeline runs in
+    device: str = "cpu"
+    batch_size: int = 50  # prompts per pipeline call (and samples per cache chunk)
+    height: int | None = None  # None: the model's native resolution
+    width: int | None = None
+    token_layers: Sequence[int | str] = ()  # full token grids (variable `tokens`) at these layers ...
+    token_steps: Sequence[int] = ()  # ... x these steps
+    keep_latents: bool = True  # store the final latents (variable `latents`) to decode images later
+    negative_prompt: str = ""
+    shard_index: int = 0
+    num_shards: int = 1
+
+    def with_(self, **changes: Any) -> CaptureConfig:
+        return replace(self, **changes)
+
+
+def _check_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name}: must be an int >= {low}, got {value!r}")
+
+
+def select_samples(prompt_set: str, seeds: int | Sequence[int] | None) -> tuple[str, pd.DataFrame]:
+    """The prompt set's name and its samples restricted to ``seeds`` (validated), re-indexed 0..N-1."""
+    ps = load_prompt_set(prompt_set)
+    samples = ps.samples
+    available = sorted(samples["seed"].unique())
+    if seeds is None:
+        chosen = available
+    elif isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        _check_int("seeds", seeds, 1)
+        if seeds > len(available):
+            raise ValueError(f"seeds: prompt set {ps.name!r} has {len(available)} seeds, asked for {seeds}")
+        chosen = available[:seeds]
+    else:
+        chosen = list(seeds)
+        if not chosen or len(set(chosen)) != len(chosen):
+            raise ValueError(f"seeds: must be a non-empty list of distinct seeds, got {seeds!r}")
+        missing = [s for s in chosen if s not in available]
+        if missing:
+            raise ValueError(f"seeds: {missing} not in prompt set {ps.name!r} (seeds {available[0]}..{available[-1]})")
+    samples = samples[samples["seed"].isin(chosen)].reset_index(drop=True)
+    return ps.name, samples
+
+
+def validate(config: CaptureConfig) -> pd.DataFrame:
+    """Check every parameter that can be checked without the model; return the samples."""
+    _check_int("num_inference_steps", config.num_inference_steps, 1)
+    _check_int("batch_size", config.batch_size, 1)
+    if not isinstance(config.guidance_scale, (int, float)) or not np.isfinite(config.guidance_scale):
+        raise ValueError(f"guidance_scale: must be a finite number, got {config.guidance_scale!r}")
+    parse_steps(config.steps, config.num_inference_steps)
+    if config.token_steps:
+        parse_steps(config.token_steps, config.num_inference_steps)
+        if config.steps is not None and not set(config.token_steps) <= set(config.steps):
+            raise ValueError(f"token_steps: {list(config.token_steps)} must be among steps {list(config.steps)}")
+    if bool(config.token_layers) != bool(config.token_steps):
+        raise ValueError("token_layers, token_steps: give both or neither")
+    torch_dtype(config.dtype)
+    torch_dtype(config.model_dtype)
+    for name in ("height", "width"):
+        value = getattr(config, name)
+        if value is not None:
+            _check_int(name, value, 8)
+    _, samples = select_samples(config.prompt_set, config.seeds)
+    n_batches = len(batch_slices(len(samples), config.batch_size))
+    shard_batches(n_batches, config.shard_index, config.num_shards)
+    return samples
+
+
+def model_fingerprint(pipe: Any, adapter: ModelAdapter) -> str:
+    """A hash of the denoiser's weights (per-tensor name, shape, sum and sum of squares, in float64)."""
+    h = hashlib.sha256()
+    with torch.no_grad():
+        for name, p in adapter.denoiser(pipe).state_dict().items():
+            x = p.detach().double()
+            stats = torch.stack([x.sum(), (x * x).sum()]).cpu().numpy()
+            h.update(f"{name}{tuple(p.shape)}{p.dtype}".encode())
+            h.update(np.round(stats, 6).tobytes())
+    return h.hexdigest()[:16]
+
+
+def plan(config: CaptureConfig, pipe: Any) -> tuple[CacheSpec, dict]:
+    """The cache spec (layout, hashed config, attrs) and the pipeline call's fixed keyword arguments."""
+    validate(config)
+    prompt_set_name, samples = select_samples(config.prompt_set, config.seeds)
+    adapter = adapter_for(pipe)
+    n_blocks = len(adapter.blocks(pipe))
+    layers = parse_layers(config.layers, n_blocks)
+    token_layers = parse_layers(list(config.token_layers), n_blocks) if config.token_layers else []
+    steps = parse_steps(config.steps, config.num_inference_steps) or list(range(config.num_inference_steps))
+    token_steps = parse_steps(config.token_steps) if config.token_steps else []
+    native_h, native_w = adapter.native_size(pipe)
+    height, width = config.height or native_h, config.width or native_w
+    call_kwargs = adapter.call_kwargs(pipe, height, width)
+    scheduler = copy.deepcopy(pipe.scheduler)
+    scheduler.set_timesteps(config.num_inference_steps, device="cpu")
+    all_timesteps = [float(t) for t in scheduler.timesteps]
+    if len(all_timesteps) != config.num_inference_steps:
+        raise ValueError(
+            f"num_inference_steps: {type(scheduler).__name__} makes {len(all_timesteps)} denoiser calls for "
+            f"{config.num_inference_steps} steps; only one call per step is supported"
+        )
+    cfg = config.guidance_scale > 1.0
+    branches = tuple(adapter.cfg_layout) if cfg else ("cond",)
+    hashed = {
+        k: v for k, v in asdict(config).items() if k not in ("layers", "steps", "token_layers", "token_steps", "seeds")
+    }
+    hashed.update(
+        layers=layers,
+        steps=steps,
+        token_layers=token_layers,
+        token_steps=token_steps,
+        seeds=sorted(int(s) for s in samples["seed"].unique()),
+        height=height,
+        width=width,
+        prompts_sha256=hashlib.sha256(samples.to_csv(index=False).encode()).hexdigest()[:16],
+        prompt_set=prompt_set_name,
+        pipeline=type(pipe).__name__,
+        scheduler=type(pipe.scheduler).__name__,
+        scheduler_config={k: v for k, v in pipe.scheduler.config.items() if not k.startswith("_")},
+        model_fingerprint=model_fingerprint(pipe, adapter),
+        call_kwargs=call_kwargs,
+        reduction="mean",
+    )
+    attrs = {
+        "model": str(config.model),
+        "guidance_scale": float(config.guidance_scale),
+        "num_inference_steps": int(config.num_inference_steps),
+        "scheduler": type(pipe.scheduler).__name__,
+        "prompt_set": prompt_set_name,
+        "reduction": "mean",
+        "num_layers_total": n_blocks,
+        "model_dtype": str(config.model_dtype),
+        "device": str(config.device),
+        "height": height,
+        "width": width,
+    }
+    spec = CacheSpec(
+        samples=samples[["subject", "category", "seed", "prompt"]],
+        layers=layers,
+        steps=steps,
+        timesteps=[all_timesteps[s] for s in steps],
+        branches=branches,
+        hidden_size=adapter.hidden_size(pipe),
+        batch_size=int(config.batch_size),
+        dtype=str(config.dtype),
+        config=json.loads(json.dumps(hashed, default=str)),
+        attrs=attrs,
+        token_layers=token_layers,
+        token_steps=token_steps,
+        num_tokens=adapter.num_tokens(pipe, height, width) if token_layers else 0,
+        latent_shape=adapter.latent_shape(pipe, height, width) if config.keep_latents else None,
+        shard_index=int(config.shard_index),
+        num_shards=int(config.num_shards),
+    )
+    call = dict(
+        call_kwargs,
+        height=height,
+        width=width,
+        num_inference_steps=config.num_inference_steps,
+        guidance_scale=config.guidance_scale,
+        negative_prompt=config.negative_prompt,
+        output_type="latent",
+    )
+    return spec, call
+
+
+@dataclass
+class _BatchBuffer:
+    """Preallocated per-batch arrays the hook sink fills; checked complete before the batch is written."""
+
+    spec: CacheSpec
+    n: int
+    activations: np.ndarray = field(init=False)
+    tokens: np.ndarray | None = field(init=False)
+    filled: set = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        s = self.spec
+        dtype = np.dtype(s.dtype)
+        self.activations = np.empty((self.n, len(s.layers), len(s.steps), len(s.branches), s.hidden_size), dtype)
+        self.tokens = None
+        if s.token_layers:
+            shape = (self.n, len(s.token_layers), len(s.token_steps), len(s.branches), s.num_tokens, s.hidden_size)
+            self.tokens = np.empty(shape, dtype)
+        self._layer = {v: i for i, v in enumerate(s.layers)}
+        self._step = {v: i for i, v in enumerate(s.steps)}
+        self._tlayer = {v: i for i, v in enumerate(s.token_layers)}
+        self._tstep = {v: i for i, v in enumerate(s.token_steps)}
+        self._branch = {v: i for i, v in enumerate(s.branches)}
+
+    def __call__(self, r: BlockRecord) -> None:
+        b = self._branch[r.branch]
+        value = r.value.numpy()
+        if r.reduction == "mean":
+            self.activations[:, self._layer[r.layer], self._step[r.step], b] = value
+        else:
+            self.tokens[:, self._tlayer[r.layer], self._tstep[r.step], b] = value
+        self.filled.add((r.reduction, r.layer, r.step, r.branch))
+
+    def check(self) -> None:
+        s = self.spec
+        want = {("mean", l, t, b) for l in s.layers for t in s.steps for b in s.branches}
+        want |= {("tokens", l, t, b) for l in s.token_layers for t in s.token_steps for b in s.branches}
+        missing = want - self.filled
+        if missing:
+            raise RuntimeError(f"capture: {len(missing)} block outputs never arrived, e.g. {sorted(missing)[:3]}")
+
+
+def run_capture(
+    config: CaptureConfig | None = None,
+    out: str | os.PathLike | None = None,
+    *,
+    pipeline: Any | None = None,
+    progress: bool = True,
+    **overrides: Any,
+) -> Path:
+    """Capture block activations into the zarr store ``out`` and return its path.
+
+    ``config`` fields may also be given as keyword ``overrides``. ``pipeline``: an already-built pipeline
+    to use instead of loading ``config.model`` (which is then only recorded). Parameters are validated
+    and the model loaded before anything is written. An existing store with the same configuration hash
+    is resumed (or returned at once when complete); one with another hash is refused.
+    """
+    config = (config or CaptureConfig()).with_(**overrides)
+    if out is None:
+        raise ValueError("out: give the path of the zarr store to write")
+    validate(config)
+    pipe = pipeline if pipeline is not None else load_pipeline(config.model, dtype=config.model_dtype, device=config.device)
+    spec, call = plan(config, pipe)
+    writer = CacheWriter.open(out, spec)
+    status = cache_status(out)
+    if status["complete"]:
+        return Path(out)
+    todo = writer.todo_batches()
+    slices = spec.batches()
+    mine = spec.my_batches()
+    total = sum(slices[b].stop - slices[b].start for b in mine)
+    done = total - sum(slices[b].stop - slices[b].start for b in todo)
+    bar = tqdm(total=total, initial=done, unit="img", desc=f"capture {Path(out).name}", disable=not progress)
+    trace = TraceBlocks(
+        pipe,
+        spec.layers,
+        spec.steps,
+        cfg=len(spec.branches) == 2,
+        token_layers=spec.token_layers,
+        token_steps=spec.token_steps,
+        dtype=torch_dtype(spec.dtype),
+    )
+    try:
+        for b in todo:
+            region = slices[b]
+            rows = spec.samples.iloc[region]
+            buffer = _BatchBuffer(spec, len(rows))
+            trace.sink = buffer
+            generators = [torch.Generator("cpu").manual_seed(int(s)) for s in rows["seed"]]
+            start = time.perf_counter()
+            with trace:
+                result = pipe(list(rows["prompt"]), generator=generators, **call)
+            seconds = time.perf_counter() - start
+            buffer.check()
+            _check_timesteps(trace, spec)
+            latents = result.images.detach().float().cpu().numpy() if spec.latent_shape is not None else None
+            writer.write_batch(b, buffer.activations, tokens=buffer.tokens, latents=latents, seconds=seconds)
+            bar.update(len(rows))
+    finally:
+        bar.close()
+    writer.finalize()
+    return Path(out)
+
+
+def _check_timesteps(trace: TraceBlocks, spec: CacheSpec) -> None:
+    seen = [trace.timesteps.get(s) for s in spec.steps]
+    if not np.allclose(np.asarray(seen, dtype=float), np.asarray(spec.timesteps, dtype=float)):
+        raise RuntimeError(f"capture: the pipeline ran timesteps {seen}, the cache expects {spec.timesteps}")
+
+
+def decode_latents(pipe: Any, latents: Any, *, batch_size: int = 16) -> list:
+    """Decode cached final latents (``(n, C, y, x)``, array or DataArray) to PIL images with the pipeline's VAE."""
+    values = torch.as_tensor(np.asarray(latents), dtype=pipe.vae.dtype, device=pipe.vae.device)
+    images = []
+    with torch.no_grad():
+        for chunk in values.split(batch_size):
+            decoded = pipe.vae.decode(chunk / pipe.vae.config.scaling_factor, return_dict=False)[0]
+            images.extend(pipe.image_processor.postprocess(decoded, output_type="pil"))
+    return images
