@@ -64,7 +64,7 @@ def subject_label(phrase: str) -> str:
     lowered = phrase.strip()
     for article in _ARTICLES:
         if lowered.lower().startswith(article):
-            return lowered[len(article):]
+            return lowered[len(article):].strip()
     return lowered
 
 
@@ -81,10 +81,25 @@ def load_prompt_set(name_or_path: str | Path) -> PromptSet:
     if not path.is_file():
         available = sorted(p.stem for p in PROMPTS_DIR.glob("*.yaml"))
         raise ValueError(f"prompt set {str(name_or_path)!r} not found (looked for {path}); available: {available}")
-    spec = yaml.safe_load(path.read_text())
+    try:
+        spec = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as err:
+        raise ValueError(f"prompt set {path}: {err}") from None
     if not isinstance(spec, dict):
         raise ValueError(f"prompt set {path}: expected a mapping at the top level")
     return _validate(spec, source=str(path))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (a repeated category would
+    otherwise silently replace the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        repeated = sorted({str(k) for k in keys if keys.count(k) > 1})
+        if repeated:
+            raise yaml.constructor.ConstructorError(None, None, f"key(s) {repeated} given twice", node.start_mark)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _validate(spec: dict, source: str) -> PromptSet:
@@ -106,6 +121,8 @@ def _validate(spec: dict, source: str) -> PromptSet:
     for category, phrases in categories.items():
         if not phrases:
             raise ValueError(f"prompt set {source}: category {category!r} is empty")
+        if not isinstance(phrases, list):
+            raise ValueError(f"prompt set {source}: category {category!r} must be a list of subjects, got {phrases!r}")
         for phrase in phrases:
             label = subject_label(str(phrase))
             if label in seen:
@@ -115,10 +132,20 @@ def _validate(spec: dict, source: str) -> PromptSet:
             seen[label] = category
 
     variables = spec.get("variables") or {}
+    if not isinstance(variables, dict):
+        raise ValueError(f"prompt set {source}: 'variables' must be a mapping of name -> list of values")
     for key, values in variables.items():
-        if not values:
-            raise ValueError(f"prompt set {source}: variable {key!r} has no values")
-    fields = {field for _, field, _, _ in string.Formatter().parse(spec["template"]) if field}
+        if not values or not isinstance(values, list):
+            raise ValueError(f"prompt set {source}: variable {key!r} must be a non-empty list of values")
+    if not isinstance(spec["template"], str):
+        raise ValueError(f"prompt set {source}: 'template' must be a string")
+    try:
+        fields = {field for _, field, _, _ in string.Formatter().parse(spec["template"]) if field is not None}
+    except ValueError as err:
+        raise ValueError(f"prompt set {source}: template {spec['template']!r} is malformed ({err})") from None
+    positional = {f for f in fields if f == "" or f.isdigit()}
+    if positional:
+        raise ValueError(f"prompt set {source}: template must use named fields only, e.g. '{{subject}}'")
     undefined = fields - {"subject"} - set(variables)
     if undefined:
         raise ValueError(f"prompt set {source}: template uses undefined fields {sorted(undefined)}")
