@@ -435,3 +435,9 @@ def merge_shards(shards: Sequence[str | os.PathLike], out: str | os.PathLike) ->
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def activation_norms(ds: xr.Dataset) -> xr.DataArray:
+    """Mean over samples of the l2 norm of each cached activation vector: dims (layer, step, branch)."""
+    norms = np.sqrt((ds.activations.astype(np.float64) ** 2).sum("feature")).mean("sample")
+    return norms.compute().rename("norm")

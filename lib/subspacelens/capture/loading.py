@@ -9,8 +9,10 @@ trace from inside the hub client.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,19 @@ import torch
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def resolve_path(path: str | os.PathLike) -> Path:
+    """A relative path that does not exist from the working directory is taken from the repository root
+    (where ``data/`` lives), so chapters find ``data/models/...`` and ``data/cache/...`` whatever the
+    kernel's working directory (papermill runs them from the root, nbval from ``book/``)."""
+    path = Path(path).expanduser()
+    if path.is_absolute() or path.exists():
+        return path
+    return REPO_ROOT / path
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -59,22 +74,48 @@ def check_local_model(path: Path) -> None:
         )
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence diffusers' and transformers' info logs and loading progress bars for the duration."""
+    import diffusers.utils.logging as dlog
+    import transformers.utils.logging as tlog
+
+    levels = dlog.get_verbosity(), tlog.get_verbosity()
+    bars = dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled()
+    dlog.set_verbosity_error(), tlog.set_verbosity_error()
+    dlog.disable_progress_bar(), tlog.disable_progress_bar()
+    try:
+        yield
+    finally:
+        dlog.set_verbosity(levels[0]), tlog.set_verbosity(levels[1])
+        if bars[0]:
+            dlog.enable_progress_bar()
+        if bars[1]:
+            tlog.enable_progress_bar()
+
+
 def load_pipeline(model: str | os.PathLike, *, dtype: str | torch.dtype = "float32", device: str = "cpu") -> Any:
-    """``DiffusionPipeline.from_pretrained(model)`` on ``device`` in ``dtype``, or a clear ``ModelNotFoundError``."""
+    """``DiffusionPipeline.from_pretrained(model)`` on ``device`` in ``dtype``, or a clear ``ModelNotFoundError``.
+
+    A relative folder is found via :func:`resolve_path`. Loading logs and progress bars are silenced.
+    """
     from diffusers import DiffusionPipeline
 
     dtype = torch_dtype(dtype)
     model = str(model)
     kwargs = {"dtype": dtype, "use_safetensors": True}
-    if not is_hub_id(model):
-        path = Path(model).expanduser()
-        check_local_model(path)
-        try:
-            pipe = DiffusionPipeline.from_pretrained(str(path), local_files_only=True, **kwargs)
-        except (OSError, ValueError) as err:
-            raise ModelNotFoundError(f"model {model!r}: could not load the pipeline folder: {_first_line(err)}") from None
-    else:
-        pipe = _load_hub(DiffusionPipeline, model, kwargs)
+    with _quiet():
+        if not is_hub_id(model):
+            path = resolve_path(model)
+            check_local_model(path)
+            try:
+                pipe = DiffusionPipeline.from_pretrained(str(path), local_files_only=True, **kwargs)
+            except (OSError, ValueError) as err:
+                raise ModelNotFoundError(
+                    f"model {model!r}: could not load the pipeline folder: {_first_line(err)}"
+                ) from None
+        else:
+            pipe = _load_hub(DiffusionPipeline, model, kwargs)
     pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
