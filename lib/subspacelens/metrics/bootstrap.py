@@ -6,6 +6,11 @@ A resample's Gram is a (repeated-index) principal block of the one Gram :math:`Z
 by class, so no resample touches ``Z``. Centring and normalisation are redone on every resample (on the
 Gram: :math:`HGH` and :math:`D^{-1/2}GD^{-1/2}`), as the estimator would on new data.
 
+Caveat: a resample repeats about a third of each class's columns, which lowers its rank, so resampled
+rate statistics are biased when N_j is small next to d (at 20 samples a class in d = 1152 the shift can
+exceed the spread, and the percentile interval can miss the estimate). ``samples`` is returned so a
+caller can inspect that bias or re-centre the replicates on ``estimate``.
+
 Statistics: ``"delta_R"``, ``"R"``, ``"Rc"``, ``"Rc_over_R"`` (the share of the total volume each class
 keeps) and ``"mean_overlap"`` (mean off-diagonal subspace overlap). Same conventions as the rest of
 :mod:`subspacelens.metrics`; with resampling the total rate is read from the N×N Gram.
