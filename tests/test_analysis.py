@@ -131,6 +131,25 @@ def test_bootstrap_ci_brackets_the_estimate(ds, metric, scheme):
     assert prof["samples"].sizes["boot"] == 30
 
 
+def test_weighted_replicates_equal_duplicated_columns(ds):
+    """A resample evaluated as √(multiplicity)-scaled columns gives the metric of the duplicated columns."""
+    Z = analysis.slice_matrix(ds, 0, "cond")[:3]
+    labels = analysis.labels_of(ds, "coarse")
+    resamples = analysis.stratified_resamples(labels, 4, seed=3)
+    reps = analysis._replicates(["delta_R", "Rc_over_R", "effective_rank"], Z, labels, resamples, eps=0.5,
+                                center=None, options={})
+    for b, columns in enumerate(resamples):
+        rr = metrics.rate_reduction(Z[..., columns], labels[columns])
+        np.testing.assert_allclose(reps["delta_R"][:, b], rr.delta_R, rtol=1e-9)
+        np.testing.assert_allclose(reps["Rc_over_R"][:, b], rr.Rc / rr.R, rtol=1e-9)
+        np.testing.assert_allclose(reps["effective_rank"][:, b], metrics.effective_rank(Z[..., columns]), rtol=1e-9)
+
+
+def test_profiles_share_one_rate_computation(ds):
+    both = analysis.profiles(ds, ["R", "Rc", "delta_R"], "fine", steps=[0], branches=["cond"])
+    np.testing.assert_allclose(both["R"]["value"] - both["Rc"]["value"], both["delta_R"]["value"], rtol=1e-12)
+
+
 def test_sweep_profile_stacks_guidance_scales():
     caches = [synthetic_cache(n_layers=4, guidance_scale=g, seed=1) for g in (7.5, 2.0)]
     sweep = analysis.sweep_profile(caches, "delta_R", "coarse")

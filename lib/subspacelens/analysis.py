@@ -18,6 +18,8 @@ Public API (stable; the chapters are written against it):
     ``layer / (num_layers_total - 1)``, so 28-block PixArt-α and a 12-block organism share an axis.
 ``profile(ds, metric, scheme=None, *, eps=0.5, center=None, n_boot=0, level=0.95, seed=0, **kw)``
     ``xr.Dataset`` with ``value`` (+ ``low``, ``high`` when ``n_boot > 0``) over ``(layer, step, branch)``.
+``profiles(ds, metrics, scheme=None, **kw)``
+    Several metrics in one pass (the rate metrics share one computation) → ``{metric: xr.Dataset}``.
 ``sweep_profile(caches, metric, scheme=None, **kw)``
     ``profile`` of several caches (CFG scales) stacked along ``guidance_scale``.
 ``permutation_profile(ds, scheme, *, n_permutations, eps=0.5, seed=0)``
@@ -53,6 +55,7 @@ __all__ = [
     "labels_of",
     "relative_depth",
     "profile",
+    "profiles",
     "sweep_profile",
     "permutation_profile",
     "overlap_matrix",
@@ -161,36 +164,39 @@ def _check_metric(metric, scheme):
         raise ValueError(f"scheme: metric {metric!r} needs a label scheme ('coarse' or 'fine')")
 
 
-def _evaluate(metric, Z, labels, *, eps, center, options):
-    """``{name: array over the leading axes of Z}`` for one metric; ``value`` is the profiled quantity."""
+def _evaluate(names, Z, labels, *, eps, center, options):
+    """``{metric: {field: array over Z's leading axes}}`` for the metrics ``names`` (``value`` = profiled).
+
+    The rate metrics share one ``metrics.rate_reduction`` call.
+    """
     center_kw = {} if center is None else {"center": center}
-    if metric in RATE_METRICS:
+    out = {}
+    rate_names = [m for m in names if m in RATE_METRICS]
+    if rate_names:
         if labels is None:  # "R" alone needs no labels
-            return {"value": metrics.coding_rate(Z, eps, **center_kw)}
-        rr = metrics.rate_reduction(Z, labels, eps, **center_kw)
-        if metric == "Rc_over_R":
-            return {"value": rr.Rc / rr.R}
-        return {"value": getattr(rr, metric)}
-    if metric == "effective_rank":
-        return {"value": metrics.effective_rank(Z, **center_kw)}
-    if metric == "participation_ratio":
-        return {"value": metrics.participation_ratio(Z, **center_kw)}
-    if metric == "overlap_offdiag":
-        overlap = metrics.subspace_overlap(Z, labels, **center_kw, **options)
-        return {"value": overlap.mean_offdiagonal, "chance": overlap.chance_mean_offdiagonal}
-    if metric == "hoyer":
-        if center:
-            Z = Z - Z.mean(axis=-1, keepdims=True)
-        return {"value": metrics.hoyer_sparsity(Z)}
-    if metric in ("jb_rejection", "sigreg"):
-        result = metrics.isotropy_test(Z, **options)
-        return {"value": np.asarray(result.rejection_rate if metric == "jb_rejection" else result.sigreg)}
-    raise AssertionError(metric)
-
-
-BOOTSTRAP_STATISTICS = {"delta_R": "delta_R", "R": "R", "Rc": "Rc", "Rc_over_R": "Rc_over_R",
-                        "overlap_offdiag": "mean_overlap"}
-"""Metrics whose CIs come straight from ``metrics.bootstrap_ci`` (resampled Gram blocks)."""
+            out["R"] = {"value": metrics.coding_rate(Z, eps, **center_kw)}
+        else:
+            rr = metrics.rate_reduction(Z, labels, eps, **center_kw)
+            fields = {"R": rr.R, "Rc": rr.Rc, "delta_R": rr.delta_R, "Rc_over_R": rr.Rc / rr.R}
+            out.update({m: {"value": fields[m]} for m in rate_names})
+    for metric in names:
+        if metric in RATE_METRICS:
+            continue
+        if metric == "effective_rank":
+            out[metric] = {"value": metrics.effective_rank(Z, **center_kw)}
+        elif metric == "participation_ratio":
+            out[metric] = {"value": metrics.participation_ratio(Z, **center_kw)}
+        elif metric == "overlap_offdiag":
+            keys = ("rank", "energy")
+            overlap = metrics.subspace_overlap(Z, labels, **center_kw, **{k: v for k, v in options.items() if k in keys})
+            out[metric] = {"value": overlap.mean_offdiagonal, "chance": overlap.chance_mean_offdiagonal}
+        elif metric == "hoyer":
+            out[metric] = {"value": metrics.hoyer_sparsity(Z - Z.mean(axis=-1, keepdims=True) if center else Z)}
+        elif metric in ("jb_rejection", "sigreg"):
+            keys = ("n_projections", "alpha", "seed")
+            result = metrics.isotropy_test(Z, **{k: v for k, v in options.items() if k in keys})
+            out[metric] = {"value": np.asarray(result.rejection_rate if metric == "jb_rejection" else result.sigreg)}
+    return out
 
 
 def stratified_resamples(labels, n_boot, seed=0):
@@ -204,23 +210,52 @@ def stratified_resamples(labels, n_boot, seed=0):
     return np.concatenate(parts, axis=1)
 
 
-def _bootstrap(metric, Z, labels, *, eps, center, options, n_boot, level, seed, strata, interval, estimate):
-    """(low, high, samples, bias) of a class-stratified bootstrap for one ``(layer, d, N)`` slice.
+def _weightable(names, center):
+    """Whether a resample's value equals the metric of ``Z`` with columns scaled by √(multiplicity).
 
-    Label-based metrics use ``metrics.bootstrap_ci``; the label-free ones (effective rank, participation
-    ratio, Hoyer, isotropy) are recomputed on the same kind of within-class resamples of the columns.
-    ``interval="centred"`` shifts the replicates so their mean is the estimate before taking percentiles
-    (see :func:`profile`); ``"percentile"`` keeps them as drawn. ``bias`` = mean(replicates) − estimate.
+    True for statistics of :math:`Z Z^\top` and of its class blocks — a column drawn c times contributes
+    c·z zᵀ either way — when nothing is centred (class sizes are kept by the stratified draw).
     """
-    if metric in BOOTSTRAP_STATISTICS:
-        kw = {k: v for k, v in options.items() if k in ("rank", "energy")}
-        ci = metrics.bootstrap_ci(Z, strata, statistic=BOOTSTRAP_STATISTICS[metric], n_boot=n_boot, level=level,
-                                  seed=seed, eps=eps, center=bool(center), **kw)
-        samples = np.asarray(ci.samples)
-    else:
-        resamples = stratified_resamples(strata, n_boot, seed)
-        samples = np.stack([_evaluate(metric, Z[..., idx], None, eps=eps, center=center, options=options)["value"]
-                            for idx in resamples], axis=-1)
+    spectral = set(RATE_METRICS) | {"effective_rank", "overlap_offdiag"}
+    if center:
+        return False
+    return all(m in spectral or (m == "participation_ratio" and center is False) for m in names)
+
+
+BOOTSTRAP_BYTES = 2**28
+"""Memory budget of one batch of resampled slices (weighted ``Z`` and its Gram)."""
+
+
+def _replicates(names, Z, labels, resamples, *, eps, center, options):
+    """``{metric: (..., n_boot)}``: each metric recomputed on every resample of the columns of ``Z``.
+
+    Resamples are evaluated as one batched metric call per memory-bounded chunk: for statistics of the
+    second moments (see :func:`_weightable`) a resample is ``Z`` with its columns scaled by the square
+    root of their multiplicity (exactly the same value as duplicating them, N unchanged); otherwise the
+    columns are gathered.
+    """
+    n_boot, n_samples = resamples.shape
+    per_replicate = Z[..., 0, 0].size * 8 * (Z.shape[-2] * n_samples + n_samples**2)
+    chunk = max(1, min(n_boot, BOOTSTRAP_BYTES // max(per_replicate, 1)))
+    weighted = _weightable(names, center)
+    parts = {m: [] for m in names}
+    for start in range(0, n_boot, chunk):
+        block = resamples[start:start + chunk]
+        if weighted:
+            counts = np.stack([np.bincount(row, minlength=n_samples) for row in block])
+            Zb = Z[None] * np.sqrt(counts).reshape((len(block),) + (1,) * (Z.ndim - 1) + (n_samples,))
+            values = _evaluate(names, Zb, labels, eps=eps, center=center, options=options)
+        else:  # class sizes are kept, and each resample lists its columns class by class
+            Zb = np.stack([Z[..., row] for row in block])
+            values = _evaluate(names, Zb, None if labels is None else labels[block[0]], eps=eps, center=center,
+                               options=options)
+        for m in names:
+            parts[m].append(np.moveaxis(np.asarray(values[m]["value"]), 0, -1))
+    return {m: np.concatenate(parts[m], axis=-1) for m in names}
+
+
+def _interval(samples, estimate, level, interval):
+    """(low, high, samples, bias): percentile interval of replicates, re-centred when ``interval="centred"``."""
     bias = samples.mean(axis=-1) - estimate
     if interval == "centred":
         samples = samples - bias[..., None]
@@ -231,9 +266,11 @@ def _bootstrap(metric, Z, labels, *, eps, center, options, n_boot, level, seed, 
     return low, high, samples, bias
 
 
-def profile(ds, metric, scheme=None, *, eps=0.5, center=None, n_boot=0, level=0.95, seed=0,
-            interval="centred", steps=None, branches=None, layers=None, keep_samples=False, **metric_kwargs):
+def profile(ds, metric, scheme=None, **kwargs):
     r"""A metric for every (layer, step, branch) slice of a cache, with optional bootstrap CIs.
+
+    Signature: ``profile(ds, metric, scheme=None, *, eps=0.5, center=None, n_boot=0, level=0.95, seed=0,
+    interval="centred", steps=None, branches=None, layers=None, keep_samples=False, **metric_kwargs)``.
 
     Parameters
     ----------
@@ -243,7 +280,8 @@ def profile(ds, metric, scheme=None, *, eps=0.5, center=None, n_boot=0, level=0.
         One of ``METRICS``. ``Rc_over_R`` is :math:`R_c/R`; ``overlap_offdiag`` the mean off-diagonal
         class-subspace overlap (also returns its chance level as ``chance``).
     scheme : {"coarse", "fine", None}
-        Label scheme (required for ``LABELLED`` metrics; also stratifies the bootstrap when given).
+        Label scheme (required for ``LABELLED`` metrics; also stratifies the bootstrap when given —
+        otherwise the bootstrap is stratified by subject, which keeps category sizes too).
     eps : float
         Unsquared coding precision ε for the rate metrics (nats).
     center : bool or None
@@ -251,17 +289,18 @@ def profile(ds, metric, scheme=None, *, eps=0.5, center=None, n_boot=0, level=0.
         everywhere except ``participation_ratio``, which is a covariance statistic).
     n_boot, level, seed, interval
         ``n_boot > 0`` adds ``low``/``high`` (and ``boot_bias``): the ``level`` interval of a bootstrap
-        that resamples images with replacement within each class (``metrics.bootstrap_ci``; the same
-        resamples for every slice). Duplicated columns lower every class's rank, so the replicates of
-        the rate metrics sit systematically above the estimate (``boot_bias`` = their mean − estimate;
-        with 20-image classes in d ≳ 20 dims the shift exceeds the spread). ``interval="centred"``
-        (default) therefore re-centres the replicates on the estimate and reports their spread;
-        ``"percentile"`` gives the raw percentile interval.
+        that resamples images with replacement within each class (the resampling of
+        ``metrics.bootstrap_ci``, evaluated batched; the same resamples for every slice, so replicates
+        are paired across layers, steps and branches). Duplicated columns lower every class's rank, so
+        the replicates of the rate metrics sit systematically above the estimate (``boot_bias`` = their
+        mean − estimate; with 20-image classes in d ≳ 20 dims the shift can exceed the spread).
+        ``interval="centred"`` (default) therefore re-centres the replicates on the estimate and reports
+        their spread; ``"percentile"`` gives the raw percentile interval.
     steps, branches, layers
         Optional subsets (coordinate values); default every one in the cache.
     keep_samples : bool
-        Also return the bootstrap replicates as ``samples`` (dim ``boot``) — paired across layers,
-        so ratios of two blocks get CIs too.
+        Also return the (re-centred) bootstrap replicates as ``samples`` (dim ``boot``), so functions
+        of several blocks (ratios, argmins) get CIs too.
     **metric_kwargs
         Passed to the metric: ``rank``/``energy`` for ``overlap_offdiag``; ``n_projections``/``alpha``/
         ``seed`` for ``jb_rejection``/``sigreg``.
@@ -273,7 +312,18 @@ def profile(ds, metric, scheme=None, *, eps=0.5, center=None, n_boot=0, level=0.
         ``(layer, step, branch)``; coords ``timestep`` (on step) and ``relative_depth`` (on layer);
         attrs record metric, scheme, eps, centring, n_boot, level, model and guidance scale.
     """
-    _check_metric(metric, scheme)
+    return profiles(ds, [metric], scheme, **kwargs)[metric]
+
+
+def profiles(ds, metric_names, scheme=None, *, eps=0.5, center=None, n_boot=0, level=0.95, seed=0,
+             interval="centred", steps=None, branches=None, layers=None, keep_samples=False, **metric_kwargs):
+    """:func:`profile` of several metrics from one pass over the slices → ``{metric: xr.Dataset}``.
+
+    The rate metrics (``R``, ``Rc``, ``delta_R``, ``Rc_over_R``) share one computation (and one bootstrap).
+    """
+    metric_names = list(metric_names)
+    for metric in metric_names:
+        _check_metric(metric, scheme)
     ds = open_dataset(ds)
     if steps is not None or branches is not None or layers is not None:
         ds = ds.sel(
@@ -283,38 +333,43 @@ def profile(ds, metric, scheme=None, *, eps=0.5, center=None, n_boot=0, level=0.
         )
     labels = labels_of(ds, scheme) if scheme is not None else None
     strata = labels if labels is not None else labels_of(ds, "fine")  # subjects nest in categories
-    n_layers, n_steps, n_branches = ds.sizes["layer"], ds.sizes["step"], ds.sizes["branch"]
-    out: dict[str, np.ndarray] = {}
+    resamples = stratified_resamples(strata, n_boot, seed) if n_boot else None
+    shape = (ds.sizes["layer"], ds.sizes["step"], ds.sizes["branch"])
+    out: dict[str, dict[str, np.ndarray]] = {m: {} for m in metric_names}
+    kw = dict(eps=eps, center=center, options=metric_kwargs)
     for i, step in enumerate(ds["step"].values):
         for j, branch in enumerate(ds["branch"].values):
             Z = slice_matrix(ds, step, branch)
-            kw = dict(eps=eps, center=center, options=metric_kwargs)
-            for name, array in _evaluate(metric, Z, labels, **kw).items():
-                out.setdefault(name, np.full((n_layers, n_steps, n_branches), np.nan))[:, i, j] = array
-            if n_boot:
-                low, high, samples, bias = _bootstrap(metric, Z, labels, n_boot=n_boot, level=level, seed=seed,
-                                                      strata=strata, interval=interval,
-                                                      estimate=out["value"][:, i, j], **kw)
+            for metric, fields in _evaluate(metric_names, Z, labels, **kw).items():
+                for name, array in fields.items():
+                    out[metric].setdefault(name, np.full(shape, np.nan))[:, i, j] = array
+            if not n_boot:
+                continue
+            for metric, samples in _replicates(metric_names, Z, labels, resamples, **kw).items():
+                low, high, samples, bias = _interval(samples, out[metric]["value"][:, i, j], level, interval)
                 for name, array in (("low", low), ("high", high), ("boot_bias", bias)):
-                    out.setdefault(name, np.full((n_layers, n_steps, n_branches), np.nan))[:, i, j] = array
+                    out[metric].setdefault(name, np.full(shape, np.nan))[:, i, j] = array
                 if keep_samples:
-                    out.setdefault("samples", np.full((n_layers, n_steps, n_branches, n_boot), np.nan))
-                    out["samples"][:, i, j, :] = samples.reshape(n_layers, n_boot)
+                    out[metric].setdefault("samples", np.full(shape + (n_boot,), np.nan))[:, i, j, :] = samples
     dims = ("layer", "step", "branch")
-    data_vars = {name: (dims + (("boot",) if name == "samples" else ()), array) for name, array in out.items()}
-    attrs = {
-        "metric": metric,
-        "scheme": scheme or "",
-        "eps": float(eps),
-        "center": "default" if center is None else str(bool(center)),
-        "n_boot": int(n_boot),
-        "level": float(level),
-        "interval": interval if n_boot else "",
-        "model": str(ds.attrs.get("model", "")),
-        "guidance_scale": float(ds.attrs.get("guidance_scale", np.nan)),
-        "num_layers_total": num_layers_total(ds),
-    }
-    return xr.Dataset(data_vars, coords=_profile_coords(ds), attrs=attrs)
+    result = {}
+    for metric in metric_names:
+        data_vars = {name: (dims + (("boot",) if name == "samples" else ()), array)
+                     for name, array in out[metric].items()}
+        attrs = {
+            "metric": metric,
+            "scheme": scheme or "",
+            "eps": float(eps),
+            "center": "default" if center is None else str(bool(center)),
+            "n_boot": int(n_boot),
+            "level": float(level),
+            "interval": interval if n_boot else "",
+            "model": str(ds.attrs.get("model", "")),
+            "guidance_scale": float(ds.attrs.get("guidance_scale", np.nan)),
+            "num_layers_total": num_layers_total(ds),
+        }
+        result[metric] = xr.Dataset(data_vars, coords=_profile_coords(ds), attrs=attrs)
+    return result
 
 
 def sweep_profile(caches, metric, scheme=None, **kwargs):
@@ -441,10 +496,3 @@ def rank_bounds(ds, scheme=None):
         classes, sizes = np.unique(labels_of(ds, scheme), return_counts=True)
         bounds["per_class"] = {str(c): int(min(s, d)) for c, s in zip(classes, sizes)}
     return bounds
-
-
-def as_mapping(caches):
-    """``caches`` as a plain dict (accepts any Mapping); used by the scorecard."""
-    if not isinstance(caches, Mapping):
-        raise ValueError("caches: expected a mapping of role -> path/Dataset (e.g. {'main': ...})")
-    return dict(caches)
