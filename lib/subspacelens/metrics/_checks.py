@@ -39,12 +39,16 @@ def as_samples(Z, *, center=False, normalize=False, min_samples=1):
     return Z
 
 
+def _as_real(name, value, expected):
+    try:
+        return float(value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name}: expected {expected}, got {value!r}") from error
+
+
 def as_eps(eps):
     """The unsquared coding precision ε as a positive finite float."""
-    try:
-        eps = float(eps)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"eps: expected a positive real number, got {eps!r}") from error
+    eps = _as_real("eps", eps, "a positive real number")
     if not (np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps: expected a positive finite number, got {eps!r}")
     return eps
@@ -72,10 +76,7 @@ def as_positive_int(name, value):
 
 def as_fraction(name, value, *, closed_right):
     """``value`` as a float in (0, 1] (``closed_right``) or (0, 1)."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{name}: expected a number in (0, 1), got {value!r}") from error
+    value = _as_real(name, value, "a number in (0, 1)")
     upper_ok = value <= 1 if closed_right else value < 1
     if not (value > 0 and upper_ok):
         interval = "(0, 1]" if closed_right else "(0, 1)"

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import as_eps, as_fraction, as_positive_int, as_samples
+from ._checks import as_eps, as_fraction, as_positive_int
 from .coding_rate import rate_from_product
-from .gram import center_gram, chunk_slices, gram, normalize_gram, principal_blocks
-from .labels import partition_labels, sorted_partition
+from .gram import center_gram, chunk_slices, normalize_gram, principal_blocks
+from .labels import labelled_gram, sorted_partition
 from .overlap import mean_offdiagonal, overlap_from_gram
 from .rate_reduction import class_rate_at, within_class_rate
 
@@ -84,9 +84,9 @@ def bootstrap_ci(
     if rank is not None:
         rank = as_positive_int("rank", rank)
     energy = as_fraction("energy", energy, closed_right=True)
-    Z = as_samples(Z)
+    # Centring and normalisation happen on each resample's Gram, so Z is taken as it is here.
+    Z, partition, G = labelled_gram(Z, labels, min_class_size=2)
     d, n_samples = Z.shape[-2:]
-    partition = partition_labels(labels, n_samples, min_class_size=2)
     if statistic == "mean_overlap" and partition.classes.size < 2:
         raise ValueError("labels: mean_overlap needs at least 2 classes")
 
@@ -94,7 +94,6 @@ def bootstrap_ci(
         G = center_gram(G) if center else G
         return normalize_gram(G) if normalize else G
 
-    G = gram(Z)
     estimate = label_statistic(prepared(G), partition, statistic, d, eps, rank, energy)
 
     rng = np.random.default_rng(seed)

@@ -4,6 +4,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._checks import as_samples
+from .gram import gram
+
 
 @dataclass(frozen=True)
 class ClassPartition:
@@ -73,3 +76,13 @@ def sorted_partition(partition):
     Resampling procedures lay each resample out class by class, so one partition describes all of them.
     """
     return partition_labels(np.repeat(partition.classes, partition.sizes), partition.n_samples)
+
+
+def labelled_gram(Z, labels, *, center=False, normalize=False, min_class_size=1):
+    """The common start of every labelled metric: validated ``Z``, its class partition and its Gram.
+
+    Returns ``(Z, partition, G)`` with ``Z`` float64 (centred/normalised if asked) and ``G = ZᵀZ``.
+    """
+    Z = as_samples(Z, center=center, normalize=normalize)
+    partition = partition_labels(labels, Z.shape[-1], min_class_size=min_class_size)
+    return Z, partition, gram(Z)

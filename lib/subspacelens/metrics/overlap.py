@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import as_fraction, as_positive_int, as_samples
-from .gram import gather_entries, gram, principal_blocks
-from .labels import partition_labels
+from ._checks import as_fraction, as_positive_int
+from .gram import gather_entries, principal_blocks
+from .labels import labelled_gram
 
 RANK_TOLERANCE = 1e-10
 """Class directions whose Gram eigenvalue is below this fraction of the class's largest are numerically
@@ -111,9 +111,7 @@ def subspace_overlap(Z, labels, rank=None, energy=0.9, *, center=False, normaliz
     if rank is not None:
         rank = as_positive_int("rank", rank)
     energy = as_fraction("energy", energy, closed_right=True)
-    Z = as_samples(Z, center=center, normalize=normalize)
-    d, n_samples = Z.shape[-2:]
-    partition = partition_labels(labels, n_samples, min_class_size=2)
-    matrix, ranks = overlap_from_gram(gram(Z), partition, rank, energy)
-    chance = np.minimum(np.maximum(ranks[..., :, None], ranks[..., None, :]) / d, 1.0)
+    Z, partition, G = labelled_gram(Z, labels, center=center, normalize=normalize, min_class_size=2)
+    matrix, ranks = overlap_from_gram(G, partition, rank, energy)
+    chance = np.minimum(np.maximum(ranks[..., :, None], ranks[..., None, :]) / Z.shape[-2], 1.0)
     return SubspaceOverlap(matrix=matrix, classes=partition.classes, ranks=ranks, chance=chance)

@@ -10,11 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import as_eps, as_positive_int, as_samples
-from .coding_rate import rate_from_product
-from .gram import chunk_slices, gram
-from .labels import partition_labels
-from .rate_reduction import class_rate_at, total_product, within_class_rate
+from ._checks import as_eps, as_positive_int
+from .gram import chunk_slices
+from .labels import labelled_gram
+from .rate_reduction import class_rate_at, rate_reduction_from_gram, within_class_rate
 
 
 @dataclass(frozen=True)
@@ -41,13 +40,11 @@ def permutation_null(Z, labels, eps=0.5, n_permutations=1000, seed=0, *, center=
     n_permutations = as_positive_int("n_permutations", n_permutations)
     if n_permutations < 2:
         raise ValueError("n_permutations: needs at least 2 shuffles for a z-score")
-    Z = as_samples(Z, center=center, normalize=normalize)
+    Z, partition, G = labelled_gram(Z, labels, center=center, normalize=normalize)
     d, n_samples = Z.shape[-2:]
-    partition = partition_labels(labels, n_samples)
-    G = gram(Z)
-    R = rate_from_product(total_product(Z, G), d, n_samples, eps)
+    observed_rates = rate_reduction_from_gram(Z, G, partition, eps)
+    R, observed = observed_rates.R, observed_rates.delta_R
     rate_of_blocks = class_rate_at(eps, d)
-    observed = R - within_class_rate(G, partition, rate_of_blocks)
 
     rng = np.random.default_rng(seed)
     permutations = rng.permuted(np.tile(np.arange(n_samples), (n_permutations, 1)), axis=1)

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import as_eps, as_eps_values, as_samples
+from ._checks import as_eps, as_eps_values
 from .coding_rate import rate_curve_from_eigenvalues, rate_from_product
-from .gram import clamped_eigvalsh, gram, principal_blocks, second_moment
-from .labels import partition_labels
+from .gram import clamped_eigvalsh, principal_blocks, second_moment
+from .labels import labelled_gram
 
 
 @dataclass(frozen=True)
@@ -59,19 +59,23 @@ def total_product(Z, G):
     return G if n_samples <= d else second_moment(Z)
 
 
-def rate_reduction(Z, labels, eps=0.5, *, center=False, normalize=False):
-    r"""Rate reduction of ``Z`` (``(..., d, N)``) under ``labels`` (length N): fields ``R``, ``Rc``, ``delta_R``.
-
-    :math:`\alpha_j = d/(N_j\varepsilon^2)` for class j. A single class gives :math:`\Delta R = 0` exactly.
-    """
-    eps = as_eps(eps)
-    Z = as_samples(Z, center=center, normalize=normalize)
+def rate_reduction_from_gram(Z, G, partition, eps):
+    """:class:`RateReduction` of validated samples ``Z`` with Gram ``G`` and class ``partition``."""
     d, n_samples = Z.shape[-2:]
-    partition = partition_labels(labels, n_samples)
-    G = gram(Z)
     R = rate_from_product(total_product(Z, G), d, n_samples, eps)
     Rc = within_class_rate(G, partition, class_rate_at(eps, d))
     return RateReduction(R=R, Rc=Rc, delta_R=R - Rc)
+
+
+def rate_reduction(Z, labels, eps=0.5, *, center=False, normalize=False):
+    r"""Rate reduction of ``Z`` (``(..., d, N)``) under ``labels`` (length N): fields ``R``, ``Rc``, ``delta_R``.
+
+    :math:`\alpha_j = d/(N_j\varepsilon^2)` for class j. A single class gives :math:`\Delta R = 0` exactly
+    when N ≤ d (R and the one class block are the same Gram), to rounding otherwise.
+    """
+    eps = as_eps(eps)
+    Z, partition, G = labelled_gram(Z, labels, center=center, normalize=normalize)
+    return rate_reduction_from_gram(Z, G, partition, eps)
 
 
 def rate_reduction_curve(Z, labels, eps_values, *, center=False, normalize=False):
@@ -81,10 +85,8 @@ def rate_reduction_curve(Z, labels, eps_values, *, center=False, normalize=False
     total and class Grams. Fields have shape ``(..., len(eps_values))``.
     """
     eps_values = as_eps_values(eps_values)
-    Z = as_samples(Z, center=center, normalize=normalize)
+    Z, partition, G = labelled_gram(Z, labels, center=center, normalize=normalize)
     d, n_samples = Z.shape[-2:]
-    partition = partition_labels(labels, n_samples)
-    G = gram(Z)
     R = rate_curve_from_eigenvalues(clamped_eigvalsh(total_product(Z, G)), d, n_samples, eps_values)
 
     def class_curves(blocks, n):
