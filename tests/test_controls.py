@@ -150,9 +150,10 @@ def test_layer_trend():
     assert trend.argmax_layer.values.tolist() == [2, 0]
 
 
-def test_models_profile_stacks_caches(ds):
+def test_stack_models(ds):
     twin = make_cache(np.random.default_rng(9))
-    both = controls.models_profile({"trained": ds, "random-init": twin}, "delta_R", "coarse")
+    profiles = {name: analysis.profile(c, "delta_R", "coarse") for name, c in (("trained", ds), ("random-init", twin))}
+    both = controls.stack_models(profiles)
     assert both.value.dims[0] == "model" and both.model.values.tolist() == ["trained", "random-init"]
     np.testing.assert_allclose(both.value.sel(model="trained"), analysis.profile(ds, "delta_R", "coarse").value)
 
@@ -204,3 +205,12 @@ def test_disk_arithmetic(tmp_path):
     (tmp_path / "a" / "x").write_bytes(b"12345")
     (tmp_path / "y").write_bytes(b"123")
     assert controls.store_nbytes(tmp_path) == 8
+
+
+def test_isotropy_profile_matches_slice_calls(ds):
+    prof = controls.isotropy_profile(ds, n_projections=16, alpha=0.05, steps=[5], branches=["cond"])
+    assert prof.rejection_rate.dims == ("reference", "layer", "step", "branch")
+    direct = metrics.isotropy_test(analysis.slice_matrix(ds, 5, "cond"), n_projections=16, alpha=0.05)
+    np.testing.assert_allclose(prof.rejection_rate.sel(reference="observed", step=5, branch="cond"),
+                               direct.rejection_rate)
+    np.testing.assert_allclose(prof.sigreg.sel(reference="isotropic_gaussian"), direct.sigreg_null)

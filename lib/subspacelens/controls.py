@@ -14,7 +14,7 @@ What the analysis layer does not already provide:
 * :func:`labels_profile` — ΔR under any labelling (e.g. the noise ``seed``) and :func:`seed_spread` — how much
   of the variance is *not* explained by the shared initial noise;
 * :func:`branch_gap` — ΔR(uncond) − ΔR(cond) with a *paired* bootstrap CI (one resample for both branches);
-* :func:`models_profile` — one metric over several caches (trained model vs its random-initialised twin);
+* :func:`stack_models` — profiles of several caches along a ``model`` dim (trained vs random-initialised twin);
 * :func:`gaussian_hoyer`, :func:`hoyer_references`, :func:`isotropy_references` — what an isotropic
   Gaussian, a Gaussian with the data's covariance, heavy-tailed noise and sparse codes score;
 * :func:`ci_widths` — the width of every bootstrap band, one row per curve;
@@ -24,7 +24,7 @@ What the analysis layer does not already provide:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -41,10 +41,11 @@ __all__ = [
     "eps_profile",
     "gaussian_hoyer",
     "hoyer_references",
+    "isotropy_profile",
     "isotropy_references",
     "labels_profile",
     "layer_trend",
-    "models_profile",
+    "stack_models",
     "remove_class_means",
     "seed_spread",
     "store_nbytes",
@@ -272,12 +273,14 @@ def branch_gap(prof, *, minuend="uncond", subtrahend="cond", level=None):
 # several models
 
 
-def models_profile(caches: Mapping[str, xr.Dataset], metric, scheme=None, **kwargs):
-    """``analysis.profile`` of each cache, stacked along a new ``model`` dimension (keys of ``caches``)."""
-    from subspacelens.analysis import profile
+def stack_models(profiles: Mapping[str, xr.Dataset]):
+    """Profiles of several models (e.g. ``{"trained": ..., "random-init": ...}``) along a new ``model`` dim.
 
-    parts = [profile(ds, metric, scheme, **kwargs) for ds in caches.values()]
-    return xr.concat(parts, dim=pd.Index(list(caches), name="model"), coords="minimal", compat="override")
+    Coordinates are taken from the first profile (the models share layers and steps); attrs that differ
+    (model name, …) are dropped.
+    """
+    return xr.concat(list(profiles.values()), dim=pd.Index(list(profiles), name="model"), coords="minimal",
+                     compat="override", combine_attrs="drop_conflicts")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -330,15 +333,15 @@ def hoyer_references(d, n_samples, *, active_fraction=0.05, overcomplete=8, seed
     )
 
 
-def isotropy_references(Z, *, n_projections=256, alpha=0.01, seed=0):
+def isotropy_references(Z, *, n_projections=256, alpha=0.01, seed=0, heavy_tailed=True):
     """Isotropy-test scores of ``Z`` (…, d, N) next to reference data of the same shape: dims (reference, …).
 
     ``observed``: ``Z`` itself; ``isotropic_gaussian``: N(0, I_d), the null that
     :func:`~subspacelens.metrics.isotropy_test` draws alongside; ``matched_gaussian``: a Gaussian with each
     slice's own mean and covariance — as anisotropic and low-rank as the data, yet every projection of it is
-    Gaussian; ``student_t``: i.i.d. Student-t (3 d.o.f.) coordinates — non-Gaussian without any subspace
-    structure. Data vars ``rejection_rate`` (Jarque–Bera at ``alpha``) and ``sigreg`` (mean Epps–Pulley).
-    The same projection directions (``seed``) serve every reference.
+    Gaussian; ``student_t`` (if ``heavy_tailed``): i.i.d. Student-t (3 d.o.f.) coordinates — non-Gaussian
+    without any subspace structure. Data vars ``rejection_rate`` (Jarque–Bera at ``alpha``) and ``sigreg``
+    (mean Epps–Pulley). The same projection directions (``seed``) serve every reference.
     """
     Z = np.asarray(Z, dtype=np.float64)
     d, n_samples = Z.shape[-2:]
@@ -348,18 +351,19 @@ def isotropy_references(Z, *, n_projections=256, alpha=0.01, seed=0):
     mean = Z.mean(axis=-1, keepdims=True)
     weights = rng.standard_normal((n_samples, n_samples)) / np.sqrt(n_samples - 1)
     matched = mean + (Z - mean) @ weights
-    heavy = rng.standard_t(3, size=(d, n_samples))
 
     def test(sample):
         return metrics.isotropy_test(sample, n_projections=n_projections, alpha=alpha, seed=seed)
 
-    observed, matched_res, heavy_res = test(Z), test(matched), test(heavy)
+    observed, matched_res = test(Z), test(matched)
     table = {
         "observed": (observed.rejection_rate, observed.sigreg),
         "isotropic_gaussian": (observed.null_rejection_rate, observed.sigreg_null),
         "matched_gaussian": (matched_res.rejection_rate, matched_res.sigreg),
-        "student_t": (heavy_res.rejection_rate, heavy_res.sigreg),
     }
+    if heavy_tailed:
+        heavy = test(rng.standard_t(3, size=(d, n_samples)))
+        table["student_t"] = (heavy.rejection_rate, heavy.sigreg)
     dims = ("reference",) + tuple(f"dim_{i}" for i in range(len(batch)))
 
     def stacked(position):
@@ -370,6 +374,31 @@ def isotropy_references(Z, *, n_projections=256, alpha=0.01, seed=0):
         coords={"reference": list(table)},
         attrs={"d": int(d), "n_samples": int(n_samples), "n_projections": int(n_projections), "alpha": float(alpha)},
     )
+
+
+def isotropy_profile(ds, *, n_projections=256, alpha=0.01, seed=0, steps=None, branches=None):
+    """:func:`isotropy_references` for every (layer, step, branch) of a cache: dims (reference, layer, step, branch).
+
+    The Student-t reference does not depend on the data; it is computed once and broadcast.
+    """
+    first = {}
+
+    def fn(Z):
+        refs = isotropy_references(Z, n_projections=n_projections, alpha=alpha, seed=seed,
+                                   heavy_tailed=not first)
+        if not first:
+            first.update({k: refs[k].sel(reference="student_t").values for k in ("rejection_rate", "sigreg")})
+            refs = refs.drop_sel(reference="student_t")
+        out = {}
+        for var in ("rejection_rate", "sigreg"):
+            values = np.concatenate([refs[var].values, first[var][None]], axis=0)  # (reference, layer)
+            out[var] = values.T  # (layer, reference)
+        return out
+
+    result = _per_slice(ds, fn, steps, branches, extra_dims=("reference",))
+    names = ["observed", "isotropic_gaussian", "matched_gaussian", "student_t"]
+    return result.assign_coords(reference=names).transpose("reference", ...).assign_attrs(
+        n_projections=int(n_projections), alpha=float(alpha), seed=int(seed))
 
 
 # --------------------------------------------------------------------------------------------------

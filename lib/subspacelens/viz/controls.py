@@ -1,0 +1,269 @@
+"""Figures of the later chapters: CFG branches, sparsity and isotropy references, and the controls.
+
+Every function takes the xarray results of :mod:`subspacelens.analysis` / :mod:`subspacelens.controls`
+and returns a ``matplotlib`` Figure; colours come from :mod:`subspacelens.viz.style` (coarse/fine,
+cond/uncond, trained/random-init, null, reference). Per-layer axes show the block index below and the
+relative depth ``layer / (num_layers_total - 1)`` above, so curves line up with the blog's 28 blocks.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
+import numpy as np
+from matplotlib import cm
+
+from .style import color
+
+REFERENCE_STYLES = ("--", ":", "-.", (0, (5, 1)), (0, (1, 1)))
+
+
+def step_colors(steps):
+    """One colour per denoising step, light (early, noisy) to dark (late, clean)."""
+    steps = list(steps)
+    return {s: cm.viridis(0.15 + 0.7 * i / max(len(steps) - 1, 1)) for i, s in enumerate(steps)}
+
+
+def depth_axis(ax, layers, relative_depth):
+    """A secondary x axis on top showing the relative depth of the block index below."""
+    layers = np.asarray(layers, dtype=float)
+    depth = np.asarray(relative_depth, dtype=float)
+    if layers.size < 2:
+        return None
+    slope = (depth[-1] - depth[0]) / (layers[-1] - layers[0])
+    offset = depth[0] - slope * layers[0]
+    top = ax.secondary_xaxis("top", functions=(lambda x: offset + slope * x, lambda y: (y - offset) / slope))
+    top.set_xlabel("relative depth", fontsize="small")
+    top.tick_params(labelsize="small")
+    return top
+
+
+def band(ax, da, *, low=None, high=None, label=None, color_=None, **kw):
+    """A per-layer curve with an optional shaded interval; ``da`` is a DataArray on ``layer``."""
+    x = da["layer"].values
+    (line,) = ax.plot(x, da.values, marker="o", ms=3, label=label, color=color_, **kw)
+    if low is not None and high is not None:
+        ax.fill_between(x, np.asarray(low), np.asarray(high), color=line.get_color(), alpha=0.2, lw=0)
+    return line
+
+
+def _grid(nrows, ncols, *, width=3.4, height=2.8, sharey="row"):
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False,
+                             sharex=True, sharey=sharey, constrained_layout=True)
+    return fig, axes
+
+
+def _finish_layer_axes(axes, da):
+    for ax in axes[0]:
+        depth_axis(ax, da["layer"].values, da["relative_depth"].values)
+    for ax in np.ravel(axes)[-axes.shape[1]:]:
+        ax.set_xlabel("block")
+
+
+def plot_branches(profiles, *, title=""):
+    """ΔR of the cond and uncond branch per block; rows: label schemes, columns: steps, bands: CIs.
+
+    ``profiles`` maps a scheme to an ``analysis.profile`` Dataset with ``value``/``low``/``high`` over
+    (layer, step, branch).
+    """
+    schemes = list(profiles)
+    steps = profiles[schemes[0]]["step"].values
+    fig, axes = _grid(len(schemes), len(steps))
+    for r, scheme in enumerate(schemes):
+        prof = profiles[scheme]
+        for c, step in enumerate(steps):
+            ax = axes[r, c]
+            for branch in prof["branch"].values:
+                sl = prof.sel(step=step, branch=branch)
+                band(ax, sl["value"], low=sl.get("low"), high=sl.get("high"), label=str(branch),
+                     color_=color(str(branch)))
+            if r == 0:
+                ax.set_title(f"step {int(step)}", fontsize="medium")
+            if c == 0:
+                ax.set_ylabel(f"ΔR, {scheme} (nats)")
+    axes[0, -1].legend(loc="lower right", fontsize="small")
+    _finish_layer_axes(axes, profiles[schemes[0]]["value"])
+    fig.suptitle(title)
+    return fig
+
+
+def plot_gap(gaps, *, title=""):
+    """ΔR(uncond) − ΔR(cond) per block, one line per step with its paired CI, one panel per label scheme."""
+    schemes = list(gaps)
+    fig, axes = _grid(1, len(schemes), width=4.6, height=3.3, sharey=False)
+    for c, scheme in enumerate(schemes):
+        gap, ax = gaps[scheme], axes[0, c]
+        colors = step_colors(gap["step"].values)
+        for step in gap["step"].values:
+            g = gap.sel(step=step)
+            band(ax, g["gap"], low=g["gap_low"], high=g["gap_high"], label=f"step {int(step)}",
+                 color_=colors[step])
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_title(f"{scheme} labels", fontsize="medium", color=color(scheme))
+        ax.set_ylabel("uncond − cond (nats)")
+    axes[0, -1].legend(fontsize="small")
+    _finish_layer_axes(axes, gaps[schemes[0]]["gap"])
+    fig.suptitle(title)
+    return fig
+
+
+def plot_seed_check(spread, by_labels):
+    """Left: within-seed variance share per block (every step × branch). Right: ΔR of the uncond branch
+    under subject (fine) and seed labels, per step."""
+    fig, axes = _grid(1, 2, width=4.6, height=3.3, sharey=False)
+    colors = step_colors(spread["step"].values)
+    ax = axes[0, 0]
+    for step in spread["step"].values:
+        for branch, ls in (("cond", "-"), ("uncond", "--")):
+            band(ax, spread["within_fraction"].sel(step=step, branch=branch), color_=colors[step], ls=ls,
+                 label=f"step {int(step)}, {branch}")
+    ax.set_ylabel("variance not fixed by the seed")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_title("share of variance across subjects", fontsize="medium")
+    ax.legend(fontsize="x-small", ncol=2)
+    ax = axes[0, 1]
+    for step in by_labels["step"].values:
+        for labels, ls in (("fine", "-"), ("seed", ":")):
+            band(ax, by_labels.sel(labels=labels, step=step, branch="uncond"), color_=colors[step], ls=ls,
+                 label=f"step {int(step)}, {labels} labels")
+    ax.set_ylabel("ΔR, uncond branch (nats)")
+    ax.set_title("subject vs seed labels", fontsize="medium")
+    ax.legend(fontsize="x-small", ncol=2)
+    _finish_layer_axes(axes, spread["within_fraction"])
+    return fig
+
+
+def plot_with_references(prof, references, *, ylabel, title="", blog_range=None, branches=("cond", "uncond"),
+                         percent=False):
+    """A metric per block (one panel per step, both branches, CI bands) with horizontal reference levels.
+
+    ``references`` maps a label to a float (a horizontal line) or to a DataArray over (layer[, step]) (a
+    dashed curve); ``blog_range`` = (low, high) shades the range the blog reported on PixArt-α.
+    """
+    scale = 100.0 if percent else 1.0
+    steps = prof["step"].values
+    fig, axes = _grid(1, len(steps), width=3.3, height=4.0)
+    for c, step in enumerate(steps):
+        ax = axes[0, c]
+        if blog_range is not None:
+            ax.axhspan(scale * blog_range[0], scale * blog_range[1], color=color("reference"), alpha=0.12,
+                       label="blog's range (PixArt-α)")
+        for branch in branches:
+            if branch not in prof["branch"].values:
+                continue
+            sl = prof.sel(step=step, branch=branch)
+            low = None if "low" not in sl else scale * sl["low"]
+            high = None if "high" not in sl else scale * sl["high"]
+            band(ax, scale * sl["value"], low=low, high=high, label=branch, color_=color(branch))
+        for i, (name, ref) in enumerate(references.items()):
+            ls = REFERENCE_STYLES[i % len(REFERENCE_STYLES)]
+            if np.ndim(ref) == 0:
+                ax.axhline(scale * float(ref), color=color("reference"), ls=ls, lw=1.2, label=name)
+            else:
+                curve = ref.sel(step=step) if "step" in getattr(ref, "dims", ()) else ref
+                ax.plot(curve["layer"].values, scale * curve.values, color=color("null"), ls=ls, lw=1.2,
+                        label=name)
+        ax.set_title(f"step {int(step)}", fontsize="medium")
+        if c == 0:
+            ax.set_ylabel(ylabel)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), fontsize="small")
+    _finish_layer_axes(axes, prof["value"])
+    fig.suptitle(title)
+    return fig
+
+
+def plot_permutation(perms, *, branch="cond", title=""):
+    """Observed ΔR per block against the 95% band of the permuted-label null; rows: schemes, cols: steps."""
+    schemes = list(perms)
+    steps = perms[schemes[0]]["step"].values
+    fig, axes = _grid(len(schemes), len(steps))
+    for r, scheme in enumerate(schemes):
+        for c, step in enumerate(steps):
+            sl, ax = perms[scheme].sel(step=step, branch=branch), axes[r, c]
+            band(ax, sl["observed"], label="observed", color_=color(scheme))
+            band(ax, sl["null_mean"], low=sl["null_low"], high=sl["null_high"], label="permuted labels",
+                 color_=color("null"), ls="--")
+            if r == 0:
+                ax.set_title(f"step {int(step)}", fontsize="medium")
+            if c == 0:
+                ax.set_ylabel(f"ΔR, {scheme} (nats)")
+    axes[0, -1].legend(fontsize="small")
+    _finish_layer_axes(axes, perms[schemes[0]]["observed"])
+    fig.suptitle(title)
+    return fig
+
+
+def plot_centering(centring, *, branch="cond", title=""):
+    """Raw, globally centred and class-mean-removed ΔR per block; rows: schemes, cols: steps."""
+    schemes = list(centring)
+    steps = centring[schemes[0]]["step"].values
+    fig, axes = _grid(len(schemes), len(steps))
+    styles = {"raw": ("-", 1.0), "centred": ("--", 0.75), "class_centred": (":", 0.5)}
+    names = {"raw": "raw (blog)", "centred": "centred", "class_centred": "class means removed"}
+    for r, scheme in enumerate(schemes):
+        for c, step in enumerate(steps):
+            sl, ax = centring[scheme].sel(step=step, branch=branch), axes[r, c]
+            for var, (ls, alpha) in styles.items():
+                band(ax, sl[var], label=names[var], color_=color(scheme), ls=ls, alpha=alpha)
+            if r == 0:
+                ax.set_title(f"step {int(step)}", fontsize="medium")
+            if c == 0:
+                ax.set_ylabel(f"ΔR, {scheme} (nats)")
+    axes[0, -1].legend(fontsize="small")
+    _finish_layer_axes(axes, centring[schemes[0]]["raw"])
+    fig.suptitle(title)
+    return fig
+
+
+def plot_models(profiles, *, branch="cond", title=""):
+    """ΔR per relative depth for each model (``model`` dim), CI bands; one panel per label scheme.
+
+    ``profiles`` maps a scheme to ``controls.models_profile`` output, averaged over steps by the caller or
+    not (then every step is drawn, lighter).
+    """
+    schemes = list(profiles)
+    fig, axes = plt.subplots(1, len(schemes), figsize=(4.6 * len(schemes), 3.4), squeeze=False,
+                             constrained_layout=True)
+    for c, scheme in enumerate(schemes):
+        prof, ax = profiles[scheme], axes[0, c]
+        for model in prof["model"].values:
+            sl = prof.sel(model=model, branch=branch)
+            if "step" in sl.dims:
+                sl = sl.mean("step")
+            x = sl["relative_depth"].values
+            (line,) = ax.plot(x, sl["value"].values, marker="o", ms=3, label=str(model), color=color(str(model)))
+            if "low" in sl:
+                ax.fill_between(x, sl["low"].values, sl["high"].values, color=line.get_color(), alpha=0.2, lw=0)
+        ax.set_xlabel("relative depth (block / last block)")
+        ax.set_ylabel(f"ΔR, {scheme} (nats)")
+        ax.set_title(f"{scheme} labels", fontsize="medium", color=color(scheme))
+    axes[0, -1].legend(fontsize="small")
+    fig.suptitle(title)
+    return fig
+
+
+def plot_eps_sensitivity(curves, *, branch="cond", title=""):
+    """ΔR(block) / ΔR(first block) for every ε (one line each, log-spaced colours); one panel per scheme.
+
+    ``curves`` maps a scheme to ``controls.eps_profile`` output; steps are averaged.
+    """
+    schemes = list(curves)
+    fig, axes = _grid(1, len(schemes), width=4.6, height=3.4, sharey=False)
+    for c, scheme in enumerate(schemes):
+        dr = curves[scheme]["delta_R"].sel(branch=branch).mean("step")
+        eps_values = dr["eps"].values
+        ax = axes[0, c]
+        for i, eps in enumerate(eps_values):
+            curve = dr.sel(eps=eps)
+            band(ax, curve / curve.isel(layer=0), label=f"ε = {eps:g}",
+                 color_=cm.magma(0.1 + 0.75 * i / max(len(eps_values) - 1, 1)))
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(mticker.FormatStrFormatter("%g"))
+        ax.set_ylabel("ΔR / ΔR(block 0)")
+        ax.set_title(f"{scheme} labels", fontsize="medium", color=color(scheme))
+    axes[0, -1].legend(fontsize="x-small", ncol=2)
+    _finish_layer_axes(axes, curves[schemes[0]]["delta_R"])
+    fig.suptitle(title)
+    return fig
