@@ -259,3 +259,11 @@ def test_batches_cover_the_samples_once(n, size):
     slices = batch_slices(n, size)
     assert [i for s in slices for i in range(s.start, s.stop)] == list(range(n))
     assert all(s.stop - s.start == size for s in slices[:-1])
+
+
+def test_cached_latents_decode_to_images(reference, tiny_pipe):
+    from subspacelens.capture import decode_latents
+
+    images = decode_latents(tiny_pipe, open_cache(reference).latents.isel(sample=slice(0, 3)))
+    assert images.shape == (3, 3, 16, 16) and images.dtype == np.float32
+    assert images.min() >= -1 and images.max() <= 1

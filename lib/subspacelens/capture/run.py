@@ -320,12 +320,14 @@ def _check_timesteps(trace: TraceBlocks, spec: CacheSpec) -> None:
         raise RuntimeError(f"capture: the pipeline ran timesteps {seen}, the cache expects {spec.timesteps}")
 
 
-def decode_latents(pipe: Any, latents: Any, *, batch_size: int = 16) -> list:
-    """Decode cached final latents (``(n, C, y, x)``, array or DataArray) to PIL images with the pipeline's VAE."""
-    values = torch.as_tensor(np.asarray(latents), dtype=pipe.vae.dtype, device=pipe.vae.device)
-    images = []
+def decode_latents(pipe: Any, latents: Any, *, batch_size: int = 16) -> np.ndarray:
+    """Decode cached final latents (``(n, C, y, x)``, array or DataArray) with the pipeline's VAE into
+    images in the library's convention, ``(n, 3, H, W)`` float32 in [-1, 1] (see :mod:`subspacelens.viz.images`)."""
+    vae = pipe.vae
+    values = torch.as_tensor(np.asarray(latents), dtype=vae.dtype, device=vae.device)
+    parts = []
     with torch.no_grad():
         for chunk in values.split(batch_size):
-            decoded = pipe.vae.decode(chunk / pipe.vae.config.scaling_factor, return_dict=False)[0]
-            images.extend(pipe.image_processor.postprocess(decoded, output_type="pil"))
-    return images
+            decoded = vae.decode(chunk / vae.config.scaling_factor, return_dict=False)[0]
+            parts.append(decoded.float().clamp(-1, 1).cpu().numpy())
+    return np.concatenate(parts)

@@ -33,15 +33,3 @@ def plot_activation_norms(norms: xr.DataArray, *, title: str | None = None) -> F
     fig.tight_layout()
     return fig
 
-
-def plot_sample_grid(images: list, labels: list[str] | np.ndarray, *, columns: int = 5, size: float = 1.4) -> Figure:
-    """Generated images (PIL or arrays) in a grid, each titled with its label."""
-    rows = int(np.ceil(len(images) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(size * columns, (size + 0.3) * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, image, label in zip(axes.flat, images, labels):
-        ax.imshow(np.asarray(image), interpolation="nearest")
-        ax.set_title(str(label), fontsize="small")
-    fig.tight_layout()
-    return fig
