@@ -150,6 +150,15 @@ def test_profiles_share_one_rate_computation(ds):
     np.testing.assert_allclose(both["R"]["value"] - both["Rc"]["value"], both["delta_R"]["value"], rtol=1e-12)
 
 
+def test_average_over_steps_interval_from_replicates(ds):
+    prof = analysis.profile(ds, "delta_R", "coarse", n_boot=12, branches=["cond"], keep_samples=True)
+    avg = analysis.average_over_steps(prof)
+    assert avg["value"].dims == ("layer", "branch")
+    np.testing.assert_allclose(avg["value"], prof["value"].mean("step"))
+    assert (avg["low"] <= avg["high"]).all()
+    assert "low" not in analysis.average_over_steps(analysis.profile(ds, "R", steps=[0]))
+
+
 def test_sweep_profile_stacks_guidance_scales():
     caches = [synthetic_cache(n_layers=4, guidance_scale=g, seed=1) for g in (7.5, 2.0)]
     sweep = analysis.sweep_profile(caches, "delta_R", "coarse")

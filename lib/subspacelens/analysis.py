@@ -20,6 +20,8 @@ Public API (stable; the chapters are written against it):
     ``xr.Dataset`` with ``value`` (+ ``low``, ``high`` when ``n_boot > 0``) over ``(layer, step, branch)``.
 ``profiles(ds, metrics, scheme=None, **kw)``
     Several metrics in one pass (the rate metrics share one computation) → ``{metric: xr.Dataset}``.
+``average_over_steps(prof)``
+    A profile averaged over steps, its interval from the step-averaged bootstrap replicates.
 ``sweep_profile(caches, metric, scheme=None, **kw)``
     ``profile`` of several caches (CFG scales) stacked along ``guidance_scale``.
 ``permutation_profile(ds, scheme, *, n_permutations, eps=0.5, seed=0)``
@@ -56,6 +58,7 @@ __all__ = [
     "relative_depth",
     "profile",
     "profiles",
+    "average_over_steps",
     "sweep_profile",
     "permutation_profile",
     "overlap_matrix",
@@ -238,13 +241,18 @@ def _replicates(names, Z, labels, resamples, *, eps, center, options):
     per_replicate = Z[..., 0, 0].size * 8 * (Z.shape[-2] * n_samples + n_samples**2)
     chunk = max(1, min(n_boot, BOOTSTRAP_BYTES // max(per_replicate, 1)))
     weighted = _weightable(names, center)
+    gram = np.matmul(Z.swapaxes(-1, -2), Z) if weighted else None  # each resample's Gram is a rescaling of it
     parts = {m: [] for m in names}
     for start in range(0, n_boot, chunk):
         block = resamples[start:start + chunk]
         if weighted:
             counts = np.stack([np.bincount(row, minlength=n_samples) for row in block])
-            Zb = Z[None] * np.sqrt(counts).reshape((len(block),) + (1,) * (Z.ndim - 1) + (n_samples,))
-            values = _evaluate(names, Zb, labels, eps=eps, center=center, options=options)
+            weights = np.sqrt(counts).reshape((len(block),) + (1,) * (Z.ndim - 1) + (n_samples,))
+            Zb = Z[None] * weights
+            if labels is not None and all(m in RATE_METRICS for m in names):
+                values = _rates_from_gram(names, Zb, gram * weights * weights.swapaxes(-1, -2), labels, eps)
+            else:
+                values = _evaluate(names, Zb, labels, eps=eps, center=center, options=options)
         else:  # class sizes are kept, and each resample lists its columns class by class
             Zb = np.stack([Z[..., row] for row in block])
             values = _evaluate(names, Zb, None if labels is None else labels[block[0]], eps=eps, center=center,
@@ -252,6 +260,16 @@ def _replicates(names, Z, labels, resamples, *, eps, center, options):
         for m in names:
             parts[m].append(np.moveaxis(np.asarray(values[m]["value"]), 0, -1))
     return {m: np.concatenate(parts[m], axis=-1) for m in names}
+
+
+def _rates_from_gram(names, Z, G, labels, eps):
+    """The rate metrics of ``Z`` given its Gram ``G`` (``metrics.rate_reduction``'s own Gram path)."""
+    from .metrics.labels import partition_labels
+    from .metrics.rate_reduction import rate_reduction_from_gram
+
+    rr = rate_reduction_from_gram(Z, G, partition_labels(labels, Z.shape[-1]), eps)
+    fields = {"R": rr.R, "Rc": rr.Rc, "delta_R": rr.delta_R, "Rc_over_R": rr.Rc / rr.R}
+    return {m: {"value": fields[m]} for m in names}
 
 
 def _interval(samples, estimate, level, interval):
@@ -370,6 +388,25 @@ def profiles(ds, metric_names, scheme=None, *, eps=0.5, center=None, n_boot=0, l
         }
         result[metric] = xr.Dataset(data_vars, coords=_profile_coords(ds), attrs=attrs)
     return result
+
+
+def average_over_steps(prof):
+    """A profile averaged over its denoising steps, with an interval for the average.
+
+    With bootstrap ``samples`` (``profile(..., keep_samples=True)``) the interval is the percentile
+    interval of the step-averaged replicates (the same resamples serve every step); without them ``low``
+    and ``high`` are dropped rather than averaged.
+    """
+    level = prof.attrs.get("level", 0.95)
+    out = prof[[v for v in ("value", "chance") if v in prof]].mean("step")
+    if "samples" in prof:
+        samples = prof["samples"].mean("step")
+        tail = (1.0 - level) / 2.0
+        out["low"] = samples.quantile(tail, dim="boot").drop_vars("quantile")
+        out["high"] = samples.quantile(1.0 - tail, dim="boot").drop_vars("quantile")
+        out["samples"] = samples
+    out.attrs = dict(prof.attrs)
+    return out
 
 
 def sweep_profile(caches, metric, scheme=None, **kwargs):

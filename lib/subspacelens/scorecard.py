@@ -18,6 +18,8 @@ Public API (stable):
     of caches at several CFG scales) and ``"random_init"`` (the random-initialised twin).
 ``summary(df)``
     One computed sentence: how many findings hold, fail and were not run.
+``blog_reference()``
+    The blog's protocol and the landmark blocks it names, with ``depth(block)`` → relative depth.
 ``load_findings(path=None)``, ``MEASURES``, ``evaluate_criterion(criterion, quantities)``,
 ``criterion_names(criterion)``.
 """
@@ -43,6 +45,7 @@ __all__ = [
     "MEASURES",
     "Measurement",
     "NOT_RUN",
+    "blog_reference",
     "criterion_names",
     "evaluate_criterion",
     "load_findings",
@@ -609,6 +612,18 @@ def load_findings(path=None):
             raise ValueError(f"findings: {finding['id']!r} names unknown measure {finding['measure']!r}")
         criterion_names(finding["criterion"])
     return findings
+
+
+def blog_reference(path=None):
+    """The blog's protocol and landmark blocks (``blog:`` in the findings file), with ``depth(block)``.
+
+    Returns a dict; ``ref["depth"](14)`` is PixArt-α block 14 as a relative depth (14 / 27).
+    """
+    with open(path or FINDINGS_PATH, encoding="utf-8") as handle:
+        ref = dict(yaml.safe_load(handle)["blog"])
+    last = ref["num_layers"] - 1
+    ref["depth"] = lambda block: np.asarray(block, dtype=float) / last
+    return ref
 
 
 def _row(finding, this_run, holds):
