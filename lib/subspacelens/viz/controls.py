@@ -60,31 +60,45 @@ def _finish_layer_axes(axes, da):
         ax.set_xlabel("block")
 
 
+def _scheme_by_step(results, draw, *, branch=None, title=""):
+    """A grid of per-layer panels, rows: label schemes (keys of ``results``), columns: denoising steps.
+
+    ``draw(ax, sl, scheme)`` fills one panel from ``sl``, the scheme's Dataset at that step (and ``branch``,
+    if given); the first data var sets the layer axes.
+    """
+    schemes = list(results)
+    first = results[schemes[0]]
+    steps = first["step"].values
+    fig, axes = _grid(len(schemes), len(steps))
+    for r, scheme in enumerate(schemes):
+        for c, step in enumerate(steps):
+            sl = results[scheme].sel(step=step)
+            if branch is not None:
+                sl = sl.sel(branch=branch)
+            draw(axes[r, c], sl, scheme)
+            if r == 0:
+                axes[r, c].set_title(f"step {int(step)}", fontsize="medium")
+            if c == 0:
+                axes[r, c].set_ylabel(f"ΔR, {scheme} (nats)")
+    axes[0, -1].legend(fontsize="small")
+    _finish_layer_axes(axes, first[list(first.data_vars)[0]])
+    fig.suptitle(title)
+    return fig
+
+
 def plot_branches(profiles, *, title=""):
     """ΔR of the cond and uncond branch per block; rows: label schemes, columns: steps, bands: CIs.
 
     ``profiles`` maps a scheme to an ``analysis.profile`` Dataset with ``value``/``low``/``high`` over
     (layer, step, branch).
     """
-    schemes = list(profiles)
-    steps = profiles[schemes[0]]["step"].values
-    fig, axes = _grid(len(schemes), len(steps))
-    for r, scheme in enumerate(schemes):
-        prof = profiles[scheme]
-        for c, step in enumerate(steps):
-            ax = axes[r, c]
-            for branch in prof["branch"].values:
-                sl = prof.sel(step=step, branch=branch)
-                band(ax, sl["value"], low=sl.get("low"), high=sl.get("high"), label=str(branch),
-                     color_=color(str(branch)))
-            if r == 0:
-                ax.set_title(f"step {int(step)}", fontsize="medium")
-            if c == 0:
-                ax.set_ylabel(f"ΔR, {scheme} (nats)")
-    axes[0, -1].legend(loc="lower right", fontsize="small")
-    _finish_layer_axes(axes, profiles[schemes[0]]["value"])
-    fig.suptitle(title)
-    return fig
+
+    def draw(ax, sl, scheme):
+        for branch in sl["branch"].values:
+            b = sl.sel(branch=branch)
+            band(ax, b["value"], low=b.get("low"), high=b.get("high"), label=str(branch), color_=color(str(branch)))
+
+    return _scheme_by_step(profiles, draw, title=title)
 
 
 def plot_gap(gaps, *, title=""):
@@ -175,52 +189,33 @@ def plot_with_references(prof, references, *, ylabel, title="", blog_range=None,
 
 def plot_permutation(perms, *, branch="cond", title=""):
     """Observed ΔR per block against the 95% band of the permuted-label null; rows: schemes, cols: steps."""
-    schemes = list(perms)
-    steps = perms[schemes[0]]["step"].values
-    fig, axes = _grid(len(schemes), len(steps))
-    for r, scheme in enumerate(schemes):
-        for c, step in enumerate(steps):
-            sl, ax = perms[scheme].sel(step=step, branch=branch), axes[r, c]
-            band(ax, sl["observed"], label="observed", color_=color(scheme))
-            band(ax, sl["null_mean"], low=sl["null_low"], high=sl["null_high"], label="permuted labels",
-                 color_=color("null"), ls="--")
-            if r == 0:
-                ax.set_title(f"step {int(step)}", fontsize="medium")
-            if c == 0:
-                ax.set_ylabel(f"ΔR, {scheme} (nats)")
-    axes[0, -1].legend(fontsize="small")
-    _finish_layer_axes(axes, perms[schemes[0]]["observed"])
-    fig.suptitle(title)
-    return fig
+
+    def draw(ax, sl, scheme):
+        band(ax, sl["observed"], label="observed", color_=color(scheme))
+        band(ax, sl["null_mean"], low=sl["null_low"], high=sl["null_high"], label="permuted labels",
+             color_=color("null"), ls="--")
+
+    return _scheme_by_step(perms, draw, branch=branch, title=title)
+
+
+CENTRING_STYLES = {"raw": ("raw (blog)", "-", 1.0), "centred": ("centred", "--", 0.75),
+                   "class_centred": ("class means removed", ":", 0.5)}
 
 
 def plot_centering(centring, *, branch="cond", title=""):
     """Raw, globally centred and class-mean-removed ΔR per block; rows: schemes, cols: steps."""
-    schemes = list(centring)
-    steps = centring[schemes[0]]["step"].values
-    fig, axes = _grid(len(schemes), len(steps))
-    styles = {"raw": ("-", 1.0), "centred": ("--", 0.75), "class_centred": (":", 0.5)}
-    names = {"raw": "raw (blog)", "centred": "centred", "class_centred": "class means removed"}
-    for r, scheme in enumerate(schemes):
-        for c, step in enumerate(steps):
-            sl, ax = centring[scheme].sel(step=step, branch=branch), axes[r, c]
-            for var, (ls, alpha) in styles.items():
-                band(ax, sl[var], label=names[var], color_=color(scheme), ls=ls, alpha=alpha)
-            if r == 0:
-                ax.set_title(f"step {int(step)}", fontsize="medium")
-            if c == 0:
-                ax.set_ylabel(f"ΔR, {scheme} (nats)")
-    axes[0, -1].legend(fontsize="small")
-    _finish_layer_axes(axes, centring[schemes[0]]["raw"])
-    fig.suptitle(title)
-    return fig
+
+    def draw(ax, sl, scheme):
+        for var, (name, ls, alpha) in CENTRING_STYLES.items():
+            band(ax, sl[var], label=name, color_=color(scheme), ls=ls, alpha=alpha)
+
+    return _scheme_by_step(centring, draw, branch=branch, title=title)
 
 
 def plot_models(profiles, *, branch="cond", title=""):
     """ΔR per relative depth for each model (``model`` dim), CI bands; one panel per label scheme.
 
-    ``profiles`` maps a scheme to ``controls.models_profile`` output, averaged over steps by the caller or
-    not (then every step is drawn, lighter).
+    ``profiles`` maps a scheme to ``controls.stack_models`` output; steps are averaged.
     """
     schemes = list(profiles)
     fig, axes = plt.subplots(1, len(schemes), figsize=(4.6 * len(schemes), 3.4), squeeze=False,
