@@ -93,5 +93,5 @@ def test_summary_sentence_counts():
     import pandas as pd
     df = pd.DataFrame({"id": ["a", "b", "c"], "holds": [True, False, scorecard.NOT_RUN]})
     sentence = scorecard.summary(df)
-    assert sentence.startswith("1 of 2 measured findings hold") and "b" in sentence and "1 were not run" in sentence
+    assert sentence.startswith("1 of 2 measured findings hold") and "1 does not (b)" in sentence and "1 was not run" in sentence
     assert np.isfinite(len(sentence))

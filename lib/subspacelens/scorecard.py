@@ -281,8 +281,13 @@ def _stat(ctx, m, name, function, role, metric, scheme, branch, layers, **kwargs
     if samples is None:
         return m.add(name, estimate)
     replicates = np.array([function(samples[:, b]) for b in range(samples.shape[-1])])
-    tail = 50 * (1 - ctx.level)
-    return m.add(name, estimate, np.nanpercentile(replicates, tail), np.nanpercentile(replicates, 100 - tail))
+    return m.add(name, estimate, *_bounds(replicates, ctx.level))
+
+
+def _bounds(replicates, level):
+    """The percentile interval of a set of bootstrap replicates."""
+    tail = 50 * (1 - level)
+    return np.nanpercentile(replicates, tail), np.nanpercentile(replicates, 100 - tail)
 
 
 def _ends(curve):
@@ -468,8 +473,7 @@ def measure_fine_vs_coarse(ctx, branch="cond", role="main"):
         if samples[0] is None:
             m.add(name, estimate)
         else:  # the two schemes' resamples are stratified differently: an unpaired (conservative) interval
-            reps = samples[0][k] / samples[1][k]
-            m.add(name, estimate, np.percentile(reps, 50 * (1 - ctx.level)), np.percentile(reps, 50 * (1 + ctx.level)))
+            m.add(name, estimate, *_bounds(samples[0][k] / samples[1][k], ctx.level))
     m.display = (f"fine/coarse ΔR ×{_fmt(ratio.min())}–×{_fmt(ratio.max())} over blocks (mean ×{_fmt(ratio.mean())}); "
                  f"transition ×{_fmt_ci(m, 'ratio_mid')}, last ×{_fmt_ci(m, 'ratio_last')}")
     return m
@@ -507,8 +511,7 @@ def measure_branch_gap(ctx, scheme="coarse", role="main"):
             m.add(name, function(both))
             continue
         values = np.array([function(np.stack([reps[0][:, b], reps[1][:, b]])) for b in range(reps[0].shape[-1])])
-        m.add(name, function(both), np.percentile(values, 50 * (1 - ctx.level)),
-              np.percentile(values, 50 * (1 + ctx.level)))
+        m.add(name, function(both), *_bounds(values, ctx.level))
     m.add("mid_layer", layers[0])
     q = m.quantities
     m.display = (f"last block: cond {_fmt(q['cond_last'], 4)} vs uncond {_fmt(q['uncond_last'], 4)} nats "
@@ -672,7 +675,7 @@ def summary(df):
     failed = ", ".join(df.loc[holds.astype(str) == "False", "id"])
     sentence = f"{n_true} of {n_true + n_false} measured findings hold"
     if n_false:
-        sentence += f"; {n_false} do not ({failed})"
+        sentence += f"; {n_false} {'does' if n_false == 1 else 'do'} not ({failed})"
     if n_not_run:
-        sentence += f"; {n_not_run} were not run (a cache they need was not given)"
+        sentence += f"; {n_not_run} {'was' if n_not_run == 1 else 'were'} not run (a cache it needs was not given)"
     return sentence + "."

@@ -191,6 +191,8 @@ def plot_overlap_matrix(om, *, ax=None, title=None, annot=None, cbar=True):
         ax.axhline(b, color="w", lw=1.5)
         ax.axvline(b, color="w", lw=1.5)
     ax.tick_params(labelsize=6 if om.shape[0] > 6 else 8)
+    ax.set_xticklabels(ax.get_xticklabels(), rotation=90)
+    ax.set_yticklabels(ax.get_yticklabels(), rotation=0)
     if title is None:
         title = (f"block {om.attrs.get('layer')} · mean off-diag {om.attrs.get('mean_offdiagonal', np.nan):.2f} "
                  f"(chance {om.attrs.get('chance', np.nan):.2f})")
