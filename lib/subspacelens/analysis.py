@@ -41,7 +41,7 @@ Metric names accepted by :func:`profile` (``METRICS``): ``delta_R``, ``R``, ``Rc
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
