@@ -295,6 +295,11 @@ def _ends(curve):
     return [int(curve["layer"].values[0]), int(curve["layer"].values[-1])]
 
 
+def _layer_at(curve, position):
+    """The block of a curve at an index such as ``np.argmax(curve)``."""
+    return int(curve["layer"].values[int(position)])
+
+
 def _depth_of(curve, layer):
     return float(curve["relative_depth"].sel(layer=layer))
 
@@ -329,8 +334,7 @@ def measure_dip(ctx, scheme="fine", branch="cond", role="main"):
     """The largest drop of ΔR below its running maximum, and the relative depth where it bottoms out."""
     curve = ctx.curve(role, "delta_R", scheme, branch)
     dip, i = _dip(curve.values)
-    peak = int(np.argmax(curve.values[: i + 1]))
-    layers = [int(curve["layer"].values[peak]), int(curve["layer"].values[i])]
+    layers = [_layer_at(curve, np.argmax(curve.values[: i + 1])), _layer_at(curve, i)]
     m = Measurement()
     _stat(ctx, m, "dip", lambda v: (v[0] - v[1]) / v[0], role, "delta_R", scheme, branch, layers)
     m.add("dip_depth", _depth_of(curve, layers[1])).add("dip_layer", layers[1])
@@ -367,9 +371,8 @@ def measure_sweep_shape(ctx, scheme="fine", branch="cond", growth=10.0):
 def measure_effective_rank(ctx, branch="cond", role="main"):
     """Roy–Vetterli effective rank: peak value and depth, last block, peak/last; the min(N, d) ceiling."""
     curve = ctx.curve(role, "effective_rank", None, branch)
-    peak_layer = int(curve["layer"].values[int(np.argmax(curve.values))])
-    layers = [peak_layer, _ends(curve)[1]]
-    m = Measurement()
+    peak_layer = _layer_at(curve, np.argmax(curve.values))
+    layers, m = [peak_layer, _ends(curve)[1]], Measurement()
     for name, function in (("peak", lambda v: v[0]), ("last", lambda v: v[1]),
                            ("peak_over_last", lambda v: v[0] / v[1])):
         _stat(ctx, m, name, function, role, "effective_rank", None, branch, layers)
@@ -391,7 +394,7 @@ def measure_overlap(ctx, scheme="coarse", branch="cond", role="main"):
     chance = prof["chance"].sel(branch=branch).mean("step").values
     values = curve.values
     i = int(np.argmin(values))
-    layer = int(curve["layer"].values[i])
+    layer = _layer_at(curve, i)
     m = Measurement()
     m.add("min", values[i]).add("min_depth", _depth_of(curve, layer)).add("min_layer", layer)
     m.add("max", values.max()).add("last", values[-1]).add("last_over_min", values[-1] / values[i])
@@ -527,8 +530,7 @@ def measure_branch_gap(ctx, scheme="coarse", role="main"):
 def measure_hoyer(ctx, branch="cond", role="main"):
     """Hoyer sparsity per block: range and the depth of the densest block."""
     curve = ctx.curve(role, "hoyer", None, branch)
-    lo_layer = int(curve["layer"].values[int(np.argmin(curve.values))])
-    hi_layer = int(curve["layer"].values[int(np.argmax(curve.values))])
+    lo_layer, hi_layer = _layer_at(curve, np.argmin(curve.values)), _layer_at(curve, np.argmax(curve.values))
     m = Measurement()
     _stat(ctx, m, "min", lambda v: v[0], role, "hoyer", None, branch, [lo_layer, hi_layer])
     _stat(ctx, m, "max", lambda v: v[1], role, "hoyer", None, branch, [lo_layer, hi_layer])
