@@ -126,7 +126,7 @@ def plot_config_curves(sweep, *, branch="cond", ylabel, title="", normalise=Fals
     """
     colors = step_colors(sweep["step"].values)
     styles = dict(zip(sweep["guidance_scale"].values, ("-", "--", ":", "-.")))
-    fig, ax = plt.subplots(figsize=(7.2, 4.2), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(8.4, 4.2), constrained_layout=True)
     depth = sweep["relative_depth"].values
     for g in sweep["guidance_scale"].values:
         for step in sweep["step"].values:
@@ -138,7 +138,7 @@ def plot_config_curves(sweep, *, branch="cond", ylabel, title="", normalise=Fals
                 ax.fill_between(depth, sl["low"].values / scale, sl["high"].values / scale, color=colors[step],
                                 alpha=0.12, lw=0)
     ax.set(xlabel="relative depth (block / last block)", ylabel=ylabel + (" / last block" if normalise else ""))
-    ax.legend(fontsize="x-small", ncol=3, loc="upper left")
+    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title(f"{title} ({branch} branch)" if title else f"{branch} branch")
     return fig
 
