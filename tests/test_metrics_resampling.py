@@ -139,3 +139,19 @@ def test_epps_pulley_quadrature_matches_closed_form():
             + np.sqrt(2 * np.pi / 3)
         )
         assert epps_pulley(x) == pytest.approx(closed, rel=1e-9)
+
+
+@pytest.mark.parametrize("center, normalize", [(False, False), (True, True)])
+def test_bootstrap_with_more_samples_than_dimensions_matches_direct_resamples(center, normalize):
+    # d < N: the total rate of each resample comes from the d×d second moment of its prepared columns.
+    rng = np.random.default_rng(8)
+    labels = np.repeat([0, 1, 2], 10)
+    Z = rng.standard_normal((5, 30)) + 2.0
+    ci = bootstrap_ci(Z, labels, "Rc_over_R", n_boot=6, seed=1, center=center, normalize=normalize)
+    direct = rate_reduction(Z, labels, center=center, normalize=normalize)
+    assert float(ci.estimate) == pytest.approx(float(direct.Rc / direct.R), rel=1e-10)
+    draws = np.floor(np.random.default_rng(1).random((6, 3, 10)) * 10).astype(int)
+    for b in (0, 5):
+        order = np.concatenate([np.flatnonzero(labels == j)[draws[b, j]] for j in range(3)])
+        resample = rate_reduction(Z[:, order], labels[order], center=center, normalize=normalize)
+        assert ci.samples[b] == pytest.approx(float(resample.Rc / resample.R), rel=1e-10)

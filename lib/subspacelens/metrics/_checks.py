@@ -29,6 +29,11 @@ def as_samples(Z, *, center=False, normalize=False, min_samples=1):
         raise ValueError(f"Z: needs at least {min_samples} samples (columns), got N={n_samples}")
     if not np.isfinite(Z).all():
         raise ValueError("Z: contains non-finite values (NaN or inf)")
+    return preprocess(Z, center=center, normalize=normalize)
+
+
+def preprocess(Z, *, center, normalize):
+    """Subtract the mean column (``center``), then scale every column to unit ℓ2 norm (``normalize``)."""
     if center:
         Z = Z - Z.mean(axis=-1, keepdims=True)
     if normalize:

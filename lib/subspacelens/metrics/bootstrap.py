@@ -13,16 +13,17 @@ caller can inspect that bias or re-centre the replicates on ``estimate``.
 
 Statistics: ``"delta_R"``, ``"R"``, ``"Rc"``, ``"Rc_over_R"`` (the share of the total volume each class
 keeps) and ``"mean_overlap"`` (mean off-diagonal subspace overlap). Same conventions as the rest of
-:mod:`subspacelens.metrics`; with resampling the total rate is read from the N×N Gram.
+:mod:`subspacelens.metrics`. The total rate of a resample is read from its N×N Gram block when N ≤ d and
+from the d×d second moment of its (prepared) columns when d < N, whichever is smaller.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import as_eps, as_fraction, as_positive_int
+from ._checks import as_eps, as_fraction, as_positive_int, preprocess
 from .coding_rate import rate_from_product
-from .gram import center_gram, chunk_slices, normalize_gram, principal_blocks
+from .gram import center_gram, chunk_slices, normalize_gram, principal_blocks, second_moment
 from .labels import labelled_gram, sorted_partition
 from .overlap import mean_offdiagonal, overlap_from_gram
 from .rate_reduction import class_rate_at, within_class_rate
@@ -45,14 +46,17 @@ class BootstrapCI:
     samples: np.ndarray
 
 
-def label_statistic(G, partition, statistic, d, eps, rank, energy):
-    """One of ``STATISTICS`` from a Gram ``G`` (…, N, N) whose samples are partitioned by ``partition``."""
+def label_statistic(G, total, partition, statistic, d, eps, rank, energy):
+    """One of ``STATISTICS`` from a Gram ``G`` (…, N, N) whose samples are partitioned by ``partition``.
+
+    ``total`` is the matrix the total rate is read from: ``G`` itself, or the d×d second moment when d < N.
+    """
     if statistic == "mean_overlap":
         return mean_offdiagonal(overlap_from_gram(G, partition, rank, energy)[0])
     Rc = within_class_rate(G, partition, class_rate_at(eps, d))
     if statistic == "Rc":
         return Rc
-    R = rate_from_product(G, d, partition.n_samples, eps)
+    R = rate_from_product(total, d, partition.n_samples, eps)
     return {"R": R, "delta_R": R - Rc, "Rc_over_R": Rc / R}[statistic]
 
 
@@ -90,21 +94,29 @@ def bootstrap_ci(
     if statistic == "mean_overlap" and partition.classes.size < 2:
         raise ValueError("labels: mean_overlap needs at least 2 classes")
 
-    def prepared(G):
-        G = center_gram(G) if center else G
-        return normalize_gram(G) if normalize else G
+    layout = sorted_partition(partition)
 
-    estimate = label_statistic(prepared(G), partition, statistic, d, eps, rank, energy)
+    def statistic_of(order):
+        """The statistic of the samples ``order`` (…, n_sets, N) lists class by class, prepared afresh."""
+        resampled_gram = principal_blocks(G, order)
+        resampled_gram = center_gram(resampled_gram) if center else resampled_gram
+        resampled_gram = normalize_gram(resampled_gram) if normalize else resampled_gram
+        total = resampled_gram
+        if n_samples > d and statistic in ("R", "delta_R", "Rc_over_R"):
+            # The d×d second moment of the prepared columns factorises faster than the N×N Gram.
+            columns = np.moveaxis(np.take(Z, order, axis=-1), -3, -2)  # (…, n_sets, d, N)
+            total = second_moment(preprocess(columns, center=center, normalize=normalize))
+        return label_statistic(resampled_gram, total, layout, statistic, d, eps, rank, energy)
+
+    estimate = statistic_of(partition.index[partition.mask][None])[..., 0]
 
     rng = np.random.default_rng(seed)
     draws = np.floor(rng.random((n_boot,) + partition.index.shape) * partition.sizes[:, None]).astype(np.intp)
     resampled = partition.index[np.arange(partition.classes.size)[:, None], draws]  # (n_boot, K, n_max)
     resample_order = resampled[:, partition.mask]  # (n_boot, N), class by class
-    layout = sorted_partition(partition)
     samples = np.empty(estimate.shape + (n_boot,))
     for chunk in chunk_slices(n_boot, estimate.size * n_samples**2):
-        resampled_gram = prepared(principal_blocks(G, resample_order[chunk]))
-        samples[..., chunk] = label_statistic(resampled_gram, layout, statistic, d, eps, rank, energy)
+        samples[..., chunk] = statistic_of(resample_order[chunk])
 
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(samples, [tail, 1.0 - tail], axis=-1)
