@@ -1,0 +1,317 @@
+"""Training the organism: first a small VAE on the procedural images, then the transformer (DDPM).
+
+The recipe is PixArt-α's, shrunk:
+
+* the **text encoder is frozen** at its random initialisation — it plays the role of PixArt's frozen,
+  pre-trained T5: a fixed map from prompt to token embeddings that the transformer learns to read;
+* the **VAE** is trained first (reconstruction + a small KL term, as in latent diffusion) and then frozen;
+  its latents are standardised per channel (folded into its 1×1 quant convs, see ``standardise_latents``), the
+  per-channel version of setting ``scaling_factor`` to ``1 / std`` as SD/PixArt's 0.18215 was chosen;
+* the **transformer** is trained with the standard DDPM epsilon objective under the pipeline's own
+  noise schedule (``DDPMScheduler.from_config(pipe.scheduler.config)``: same betas, same 1000 steps), with the
+  caption replaced by the empty prompt's embedding 10% of the time (classifier-free guidance dropout:
+  the pipeline's default negative prompt is ``""``), AdamW, warm-up then cosine decay.
+
+Everything is seeded; on the same machine and thread count the run is bit-reproducible.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import diffusers
+import numpy as np
+import torch
+import torch.nn.functional as F
+import transformers
+from diffusers import AutoencoderKL, DDPMScheduler, PixArtAlphaPipeline
+
+from subspacelens.organism.build import OrganismConfig, build_pipeline
+from subspacelens.organism.images import make_image_set
+from subspacelens.prompts import load_prompt_set
+
+Logger = Callable[[str], None]
+LOG_NAME = "training_log.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings for both stages (the model sizes live in ``OrganismConfig``)."""
+
+    vae_steps: int = 300
+    vae_batch_size: int = 32
+    vae_lr: float = 2e-3
+    vae_kl_weight: float = 1e-4
+    steps: int = 1500
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    p_uncond: float = 0.1  # classifier-free-guidance caption dropout
+    images_per_subject: int = 400
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _schedule(step: int, total: int, warmup: int) -> float:
+    """Learning-rate multiplier: linear warm-up, then cosine decay to zero (a short run needs no EMA)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _optimiser(params, lr: float, weight_decay: float, steps: int, warmup: int):
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, steps, warmup))
+    return opt, sched
+
+
+def _batches(n: int, batch_size: int, steps: int, generator: torch.Generator):
+    """``steps`` index batches drawn with replacement-free epochs, reproducible from ``generator``."""
+    order = torch.empty(0, dtype=torch.long)
+    for _ in range(steps):
+        if len(order) < batch_size:
+            order = torch.cat([order, torch.randperm(n, generator=generator)])
+        batch, order = order[:batch_size], order[batch_size:]
+        yield batch
+
+
+def train_vae(vae: AutoencoderKL, images: np.ndarray, cfg: TrainConfig, seed: int, log: Logger | None = None) -> list[float]:
+    """Fit the VAE to ``images`` (N, 3, H, W) in [-1, 1]; returns the loss per step. Leaves it in eval mode."""
+    x_all = torch.from_numpy(images)
+    gen = torch.Generator().manual_seed(seed)
+    vae.train()
+    opt, sched = _optimiser(vae.parameters(), cfg.vae_lr, 0.0, cfg.vae_steps, min(50, cfg.vae_steps))
+    losses = []
+    for step, idx in enumerate(_batches(len(x_all), cfg.vae_batch_size, cfg.vae_steps, gen)):
+        x = x_all[idx]
+        posterior = vae.encode(x).latent_dist
+        z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen)
+        recon = vae.decode(z).sample
+        loss = F.mse_loss(recon, x) + cfg.vae_kl_weight * posterior.kl().mean() / x[0].numel()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), cfg.grad_clip)
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        if log and (step % 100 == 0 or step == cfg.vae_steps - 1):
+            log(f"vae step {step:5d} loss {loss.item():.4f}")
+    vae.eval().requires_grad_(False)
+    return losses
+
+
+@torch.no_grad()
+def encode_latents(vae: AutoencoderKL, images: np.ndarray, batch_size: int = 256) -> torch.Tensor:
+    """Posterior means of ``images`` (unscaled); the mean rather than a sample keeps the data set fixed."""
+    chunks = [vae.encode(torch.from_numpy(images[i : i + batch_size])).latent_dist.mean for i in range(0, len(images), batch_size)]
+    return torch.cat(chunks)
+
+
+@torch.no_grad()
+def standardise_latents(vae: AutoencoderKL, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fold a per-channel affine map into the VAE so its latents are zero-mean, unit-variance per channel.
+
+    A freshly trained small VAE has latent channels with different means and scales (here up to 3×
+    apart). ``PixArtAlphaPipeline`` only knows one global ``scaling_factor``, so the diffusion model
+    would see shifted, unequal channels, and its errors on the narrow channels would be amplified on
+    decoding (visible as colour casts). Rescaling ``quant_conv``'s mean (and log-variance) outputs and
+    absorbing the inverse into ``post_quant_conv`` changes no reconstruction, and lets ``scaling_factor = 1``.
+    Returns the per-channel mean and std that were removed; ``latents`` are the VAE's unscaled means.
+    """
+    mu, sigma = latents.mean(dim=(0, 2, 3)), latents.std(dim=(0, 2, 3))
+    c = len(mu)
+    q, pq = vae.quant_conv, vae.post_quant_conv
+    q.weight[:c] /= sigma.view(c, 1, 1, 1)
+    q.bias[:c] = (q.bias[:c] - mu) / sigma
+    q.bias[c:] -= 2 * sigma.log()
+    pq.bias += (pq.weight[:, :, 0, 0] * mu).sum(dim=1)
+    pq.weight *= sigma.view(1, c, 1, 1)
+    vae.register_to_config(scaling_factor=1.0)
+    return mu, sigma
+
+
+@torch.no_grad()
+def encode_captions(pipe: PixArtAlphaPipeline, prompts: list[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frozen-T5 embeddings and attention masks, through the pipeline's own ``encode_prompt``.
+
+    Padding length does not change the embedding of the real tokens (T5 and the transformer's cross-attention
+    both mask padding), so training at ``max_length`` matches sampling at the pipeline's default 120.
+    """
+    embeds, mask, _, _ = pipe.encode_prompt(
+        prompts, do_classifier_free_guidance=False, device=torch.device("cpu"), clean_caption=False,
+        max_sequence_length=max_length,
+    )
+    return embeds, mask
+
+
+def train_transformer(
+    pipe: PixArtAlphaPipeline,
+    latents: torch.Tensor,
+    caption_index: torch.Tensor,
+    captions: tuple[torch.Tensor, torch.Tensor],
+    null_caption: tuple[torch.Tensor, torch.Tensor],
+    cfg: TrainConfig,
+    seed: int,
+    log: Logger | None = None,
+) -> list[float]:
+    """DDPM epsilon-prediction training of ``pipe.transformer`` on scaled ``latents``; returns loss per step.
+
+    ``caption_index[i]`` picks the row of ``captions`` (embeddings, mask) that belongs to latent ``i``;
+    with probability ``cfg.p_uncond`` a sample gets ``null_caption`` (the embedding of ``""``) instead.
+    """
+    model = pipe.transformer
+    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    alphas_cumprod = noise_scheduler.alphas_cumprod
+    T = noise_scheduler.config.num_train_timesteps
+    embeds, mask = captions
+    null_embeds, null_mask = null_caption
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt, sched = _optimiser(params, cfg.lr, cfg.weight_decay, cfg.steps, cfg.warmup_steps)
+    no_cond = {"resolution": None, "aspect_ratio": None}
+    losses = []
+    for step, idx in enumerate(_batches(len(latents), cfg.batch_size, cfg.steps, gen)):
+        x0 = latents[idx]
+        b = len(idx)
+        noise = torch.randn(x0.shape, generator=gen)
+        t = torch.randint(0, T, (b,), generator=gen)
+        a = alphas_cumprod[t].view(b, 1, 1, 1)
+        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        drop = (torch.rand(b, generator=gen) < cfg.p_uncond).view(b, 1, 1)
+        e = torch.where(drop, null_embeds.expand(b, -1, -1), embeds[caption_index[idx]])
+        m = torch.where(drop.view(b, 1), null_mask.expand(b, -1), mask[caption_index[idx]])
+        pred = model(xt, encoder_hidden_states=e, encoder_attention_mask=m, timestep=t,
+                     added_cond_kwargs=no_cond, return_dict=False)[0]
+        loss = F.mse_loss(pred, noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        if log and (step % 50 == 0 or step == cfg.steps - 1):
+            log(f"transformer step {step:5d} loss {loss.item():.4f}")
+    model.eval()
+    return losses
+
+
+class Stopwatch:
+    """Wall-clock and process-CPU seconds per named stage, for the training log.
+
+    Both are kept because the machine may be shared: wall time is what a reader waits, CPU time what the
+    training costs regardless of other load.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.cpu_seconds: dict[str, float] = {}
+
+    def __call__(self, name: str):
+        watch = self
+
+        class _Timer:
+            def __enter__(self):
+                self.start, self.cpu = time.perf_counter(), time.process_time()
+
+            def __exit__(self, *exc):
+                watch.seconds[name] = round(time.perf_counter() - self.start, 2)
+                watch.cpu_seconds[name] = round(time.process_time() - self.cpu, 2)
+
+        return _Timer()
+
+
+def subject_prompts(prompt_set: str = "v2") -> dict[str, str]:
+    """Subject label -> the bare prompt the book uses for it (``"lion" -> "a lion"``)."""
+    samples = load_prompt_set(prompt_set).samples
+    return dict(zip(samples["subject"], samples["prompt"]))
+
+
+def save_organism(pipe: PixArtAlphaPipeline, folder: str | Path) -> Path:
+    """``save_pretrained`` with safetensors, so that ``DiffusionPipeline.from_pretrained(folder)`` loads it."""
+    folder = Path(folder)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def random_init_twin(trained: PixArtAlphaPipeline, config: OrganismConfig, seed: int) -> PixArtAlphaPipeline:
+    """The control: the transformer exactly as it was before training, every other component the trained one's."""
+    fresh = build_pipeline(config, seed=seed)
+    twin = PixArtAlphaPipeline(
+        tokenizer=trained.tokenizer,
+        text_encoder=trained.text_encoder,
+        vae=trained.vae,
+        transformer=fresh.transformer,
+        scheduler=trained.scheduler,
+    )
+    twin.set_progress_bar_config(disable=True)
+    return twin
+
+
+def train_organism(
+    out: str | Path,
+    config: OrganismConfig | None = None,
+    train_cfg: TrainConfig | None = None,
+    seed: int = 0,
+    num_threads: int = 1,
+    log: Logger | None = print,
+) -> dict:
+    """The whole recipe: data, VAE, latents, frozen-T5 captions, DDPM training; saves both pipelines and the log.
+
+    Writes ``out/organism/`` (trained), ``out/organism-random-init/`` (its twin) and ``out/organism/training_log.json``.
+    ``num_threads`` is fixed (and logged) because CPU float reductions depend on it; one thread is also the
+    faster choice on a shared 2-core machine.
+    """
+    config = config or OrganismConfig.default()
+    train_cfg = train_cfg or TrainConfig()
+    out = Path(out)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    watch = Stopwatch()
+    try:
+        with watch("total"):
+            pipe = build_pipeline(config, seed=seed)
+            with watch("data"):
+                data = make_image_set(range(train_cfg.images_per_subject), size=config.image_size)
+            with watch("vae"):
+                vae_losses = train_vae(pipe.vae, data.images, train_cfg, seed=seed, log=log)
+            with watch("latents"):
+                mu, sigma = standardise_latents(pipe.vae, encode_latents(pipe.vae, data.images))
+                latents = encode_latents(pipe.vae, data.images) * pipe.vae.config.scaling_factor
+                prompts = subject_prompts()
+                subjects = list(prompts)
+                captions = encode_captions(pipe, [prompts[s] for s in subjects], config.max_length)
+                null_caption = encode_captions(pipe, [""], config.max_length)
+                caption_index = torch.tensor([subjects.index(s) for s in data.subjects])
+            with watch("transformer"):
+                losses = train_transformer(pipe, latents, caption_index, captions, null_caption, train_cfg, seed=seed, log=log)
+            with watch("save"):
+                save_organism(pipe, out / "organism")
+                save_organism(random_init_twin(pipe, config, seed), out / "organism-random-init")
+    finally:
+        torch.set_num_threads(previous_threads)
+    record = {
+        "seed": seed,
+        "num_threads": num_threads,
+        "organism_config": config.to_dict(),
+        "train_config": train_cfg.to_dict(),
+        "vae_latent_mean_removed": [round(float(x), 5) for x in mu],
+        "vae_latent_std_removed": [round(float(x), 5) for x in sigma],
+        "latent_std_after": round(float(latents.std()), 5),
+        "wall_seconds": watch.seconds,
+        "cpu_seconds": watch.cpu_seconds,
+        "vae_losses": [round(x, 6) for x in vae_losses],
+        "losses": [round(x, 6) for x in losses],
+        "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__, "transformers": transformers.__version__},
+    }
+    (out / "organism" / LOG_NAME).write_text(json.dumps(record, indent=1))
+    return record

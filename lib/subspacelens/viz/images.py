@@ -1,0 +1,71 @@
+"""Grids of images: rows are labels (subjects), columns are seeds.
+
+Images come in the library's convention, ``(N, 3, H, W)`` floats in [-1, 1] (the VAE's range, what
+:mod:`subspacelens.organism.images` renders and :func:`subspacelens.organism.evaluate.generate` returns),
+or as display-ready ``(N, H, W, 3)`` in [0, 1]; :func:`to_display` converts the former to the latter.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+
+def to_display(images: np.ndarray) -> np.ndarray:
+    """``(N, 3, H, W)`` in [-1, 1] -> ``(N, H, W, 3)`` in [0, 1]; display-ready input is returned clipped."""
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 4:
+        raise ValueError(f"images must be 4-D, got shape {images.shape}")
+    if images.shape[1] in (1, 3) and images.shape[-1] not in (1, 3):
+        images = (images.transpose(0, 2, 3, 1) + 1) / 2
+    return np.clip(images, 0, 1)
+
+
+def image_grid(
+    images: np.ndarray,
+    ncols: int,
+    *,
+    row_labels: list[str] | None = None,
+    col_labels: list[str] | None = None,
+    title: str | None = None,
+    cell: float = 0.55,
+) -> Figure:
+    """Images laid out row-major in ``ncols`` columns, rows labelled on the left, columns on top.
+
+    Pixels are shown with nearest-neighbour interpolation: the organism's images are 32 px, and smoothing
+    would hide exactly the pixel-level detail one wants to judge.
+    """
+    shown = to_display(images)
+    nrows = int(np.ceil(len(shown) / ncols))
+    if row_labels is not None and len(row_labels) != nrows:
+        raise ValueError(f"row_labels has {len(row_labels)} entries for {nrows} rows")
+    label_width = 1.3 if row_labels is not None else 0.0
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(label_width + cell * ncols, 0.3 + cell * nrows), squeeze=False,
+        gridspec_kw={"wspace": 0.04, "hspace": 0.04},
+    )
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    for ax, image in zip(axes.flat, shown):
+        ax.imshow(image, interpolation="nearest")
+    for r, label in enumerate(row_labels or []):
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize="small")
+    for c, label in enumerate(col_labels or []):
+        axes[0, c].set_title(label, fontsize="small")
+    if title:
+        fig.suptitle(title)
+    fig.subplots_adjust(left=label_width / (label_width + cell * ncols) if row_labels is not None else 0.01,
+                        right=0.99, bottom=0.01, top=1 - 0.3 / (0.3 + cell * nrows))
+    return fig
+
+
+def subject_grid(images: np.ndarray, subjects: list[str], per_subject: int, **kwargs) -> Figure:
+    """``per_subject`` consecutive images per subject, one subject per row (the prompt sets' sample order)."""
+    if len(images) != len(subjects) * per_subject:
+        raise ValueError(f"{len(images)} images for {len(subjects)} subjects x {per_subject}")
+    return image_grid(images, per_subject, row_labels=list(subjects), **kwargs)
