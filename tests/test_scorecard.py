@@ -66,6 +66,13 @@ def test_missing_caches_are_reported_not_run(small_caches):
     assert (sweep["holds"] == scorecard.NOT_RUN).all()
 
 
+def test_a_cache_without_the_uncond_branch_reports_not_run():
+    cond_only = synthetic_cache(n_layers=4, steps=(0,), d=16, n_seeds=4, branches=("cond",))
+    df = scorecard.table({"main": cond_only}, chapter="cond_vs_uncond", n_boot=0).set_index("id")
+    assert (df["holds"] == scorecard.NOT_RUN).all()
+    assert "uncond" in df["this run"].iloc[0]
+
+
 def test_table_columns_and_values_on_a_synthetic_cache(small_caches):
     df = scorecard.table(small_caches, chapter="rate_reduction_across_layers", n_boot=8)
     assert list(df.columns) == scorecard.COLUMNS

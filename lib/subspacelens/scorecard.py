@@ -499,6 +499,8 @@ def measure_rc_nats(ctx, scheme="fine", branch="cond", role="main"):
 @measure("branch_gap")
 def measure_branch_gap(ctx, scheme="coarse", role="main"):
     """ΔR(cond) vs ΔR(uncond) at the transition and last blocks (paired bootstrap: same resamples)."""
+    if "uncond" not in ctx.ds(role)["branch"].values:
+        raise MissingCache(f"{role} cache's uncond branch (captured with guidance off)")
     cond = ctx.curve(role, "delta_R", scheme, "cond")
     uncond = ctx.curve(role, "delta_R", scheme, "uncond")
     layers = _three_blocks(ctx, role, cond)[1:]
@@ -662,8 +664,14 @@ def table(caches, chapter=None, *, n_boot=30, seed=0, n_permutations=20, finding
         options = finding.get("options") or {}
         key = (finding["measure"], tuple(sorted((k, str(v)) for k, v in options.items())))
         if key not in results:
-            results[key] = spec.function(ctx, **options)
+            try:
+                results[key] = spec.function(ctx, **options)
+            except MissingCache as missing_part:
+                results[key] = missing_part
         result = results[key]
+        if isinstance(result, MissingCache):
+            rows.append(_row(finding, f"{NOT_RUN} (needs the {result.args[0]})", NOT_RUN))
+            continue
         rows.append(_row(finding, result.display, evaluate_criterion(finding["criterion"], result.quantities)))
     return pd.DataFrame(rows, columns=COLUMNS)
 
