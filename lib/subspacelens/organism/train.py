@@ -7,7 +7,7 @@ The recipe is PixArt-α's, shrunk:
 * the **VAE** is trained first (reconstruction + a small KL term, as in latent diffusion) and then frozen;
   its latents are standardised per channel (folded into its 1×1 quant convs, see ``standardise_latents``), the
   per-channel version of setting ``scaling_factor`` to ``1 / std`` as SD/PixArt's 0.18215 was chosen;
-* the **transformer** is trained with the standard DDPM epsilon objective under the pipeline's own
+* the **transformer** is trained with the standard DDPM epsilon objective (Min-SNR-γ weighted) under the pipeline's own
   noise schedule (``DDPMScheduler.from_config(pipe.scheduler.config)``: same betas, same 1000 steps), with the
   caption replaced by the empty prompt's embedding 10% of the time (classifier-free guidance dropout:
   the pipeline's default negative prompt is ``""``), AdamW, warm-up then cosine decay.
@@ -47,13 +47,14 @@ class TrainConfig:
     vae_batch_size: int = 32
     vae_lr: float = 2e-3
     vae_kl_weight: float = 1e-4
-    steps: int = 1500
+    steps: int = 2500
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.01
     warmup_steps: int = 100
     grad_clip: float = 1.0
     p_uncond: float = 0.1  # classifier-free-guidance caption dropout
+    snr_gamma: float | None = 5.0  # Min-SNR-γ loss weighting (Hang et al. 2023); None: the plain ε-MSE
     images_per_subject: int = 400
 
     def to_dict(self) -> dict:
@@ -192,7 +193,8 @@ def train_transformer(
         m = torch.where(drop.view(b, 1), null_mask.expand(b, -1), mask[caption_index[idx]])
         pred = model(xt, encoder_hidden_states=e, encoder_attention_mask=m, timestep=t,
                      added_cond_kwargs=no_cond, return_dict=False)[0]
-        loss = F.mse_loss(pred, noise)
+        per_sample = F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
+        loss = (per_sample * _min_snr_weight(a.view(b), cfg.snr_gamma)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
@@ -203,6 +205,19 @@ def train_transformer(
             log(f"transformer step {step:5d} loss {loss.item():.4f}")
     model.eval()
     return losses
+
+
+def _min_snr_weight(alpha_bar: torch.Tensor, gamma: float | None) -> torch.Tensor:
+    """Min-SNR-γ weights for ε-prediction, ``min(SNR, γ) / SNR`` with ``SNR = ᾱ / (1 - ᾱ)``.
+
+    The plain ε-MSE spends most of its gradient on nearly clean inputs; a short run then never learns the
+    high-noise steps that fix an image's colours and layout (its first sampling steps). The weights keep
+    the ε objective and its optimum, and only shift effort towards noisy timesteps.
+    """
+    if gamma is None:
+        return torch.ones_like(alpha_bar)
+    snr = alpha_bar / (1 - alpha_bar)
+    return snr.clamp(max=gamma) / snr
 
 
 class Stopwatch:
@@ -236,10 +251,23 @@ def subject_prompts(prompt_set: str = "v2") -> dict[str, str]:
     return dict(zip(samples["subject"], samples["prompt"]))
 
 
-def save_organism(pipe: PixArtAlphaPipeline, folder: str | Path) -> Path:
-    """``save_pretrained`` with safetensors, so that ``DiffusionPipeline.from_pretrained(folder)`` loads it."""
+def save_organism(pipe: PixArtAlphaPipeline, folder: str | Path, half: bool = True) -> Path:
+    """``save_pretrained`` with safetensors, so that ``DiffusionPipeline.from_pretrained(folder)`` loads it.
+
+    With ``half`` the transformer and VAE weights are stored in float16 (halving the committed size); diffusers
+    loads them back as float32 unless asked otherwise, and the in-memory pipeline is rounded the same way so
+    that it equals what was saved. The text encoder stays float32: ``transformers`` would keep it float16 on
+    loading, and it is tiny.
+    """
     folder = Path(folder)
-    pipe.save_pretrained(folder, safe_serialization=True)
+    stored = (pipe.transformer, pipe.vae) if half else ()
+    for module in stored:
+        module.to(torch.float16)
+    try:
+        pipe.save_pretrained(folder, safe_serialization=True)
+    finally:
+        for module in stored:
+            module.to(torch.float32)
     return folder
 
 

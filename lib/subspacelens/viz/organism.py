@@ -18,7 +18,7 @@ def _smoothed(values: np.ndarray, window: int) -> np.ndarray:
 
 def plot_training_curves(log: dict, *, window: int = 50) -> Figure:
     """VAE and transformer loss per step (raw and moving average), from the saved training log."""
-    stages = [("VAE (reconstruction + KL)", "vae_losses", "vae"), ("transformer (DDPM ε-MSE)", "losses", "transformer")]
+    stages = [("VAE (reconstruction + KL)", "vae_losses", "vae"), ("transformer (Min-SNR-weighted ε-MSE)", "losses", "transformer")]
     fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.4))
     for ax, (title, key, stage) in zip(axes, stages):
         y = np.asarray(log[key], dtype=float)
