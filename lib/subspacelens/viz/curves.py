@@ -78,12 +78,15 @@ def plot_profile_pair(curves, *, ylabel, title="", blog_spans=None, blog_points=
     return fig
 
 
-def plot_steps(profiles, *, branch="cond", ylabel, title="", hlines=None):
+def plot_steps(profiles, *, branch="cond", ylabel, title="", hlines=None, styles=None):
     """Small multiples, one panel per denoising step: each labelled profile with its CI band.
 
     ``profiles`` maps a label to an ``analysis.profile`` Dataset (dims layer, step, branch). ``hlines`` maps
     a label to a y value or to a DataArray over (layer, step[, branch]) drawn dashed (e.g. chance level).
+    ``styles`` maps a label to line keywords (``{"color_": ..., "ls": "--"}``); by default a label named in
+    the palette takes its colour.
     """
+    styles = styles or {}
     labels = list(profiles)
     steps = profiles[labels[0]]["step"].values
     fig, axes = plt.subplots(1, len(steps), figsize=(3.2 * len(steps), 3.4), squeeze=False, sharey=True,
@@ -92,7 +95,8 @@ def plot_steps(profiles, *, branch="cond", ylabel, title="", hlines=None):
         ax = axes[0, c]
         for label in labels:
             sl = profiles[label].sel(step=step, branch=branch)
-            band(ax, sl["value"], low=sl.get("low"), high=sl.get("high"), label=label, color_=_color(label))
+            style = {"color_": _color(label), **styles.get(label, {})}
+            band(ax, sl["value"], low=sl.get("low"), high=sl.get("high"), label=label, **style)
         for i, (name, ref) in enumerate((hlines or {}).items()):
             ls = ("--", ":", "-.")[i % 3]
             if np.ndim(ref) == 0:
