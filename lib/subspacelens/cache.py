@@ -44,6 +44,8 @@ import pandas as pd
 import xarray as xr
 import zarr
 
+from subspacelens.paths import resolve
+
 CACHE_FORMAT = 1
 DIMS = ("sample", "layer", "step", "branch", "feature")
 TOKEN_DIMS = ("sample", "token_layer", "token_step", "branch", "token", "feature")
@@ -353,7 +355,7 @@ def open_cache(path: str | os.PathLike, *, allow_incomplete: bool = False) -> xr
     A shard store or an unfinished capture raises :class:`IncompleteCacheError`, unless
     ``allow_incomplete=True``: then only the samples whose batches are complete are returned.
     """
-    path = Path(path)
+    path = resolve(path)
     if not path.exists():
         raise FileNotFoundError(f"no activation cache at {path}; run the 'Capturing activations' chapter to make it")
     attrs = _read_attrs(path)
@@ -385,10 +387,10 @@ def merge_shards(shards: Sequence[str | os.PathLike], out: str | os.PathLike) ->
     Every shard must be complete and share one configuration hash; together they must cover every batch
     exactly once. The merged store is built in a temporary folder and renamed into place.
     """
-    paths = [Path(p) for p in shards]
+    paths = [resolve(p) for p in shards]
     if not paths:
         raise ValueError("shards: no shard stores given")
-    out = Path(out)
+    out = resolve(out)
     if out.exists():
         raise FileExistsError(f"{out} exists; merge_shards does not overwrite")
     attrs = [_read_attrs(p) for p in paths]

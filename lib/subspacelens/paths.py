@@ -11,18 +11,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-_MARKERS = ("_toc.yml", "_config.yml")
+# lib/subspacelens/paths.py -> the repository, when the package is used from its checkout.
+_CHECKOUT = Path(__file__).resolve().parents[2]
 
 
-def project_root(start: str | os.PathLike | None = None) -> Path:
-    """The nearest folder at or above ``start`` (default: the working directory) holding the
-    book's ``_toc.yml`` and ``_config.yml``; the working directory when there is none
-    (the library used outside this repository)."""
-    here = Path(start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if all((folder / marker).is_file() for marker in _MARKERS):
-            return folder
-    return here
+def project_root() -> Path:
+    """The repository holding this package (an editable install from the checkout: it has the
+    book's ``_toc.yml``); otherwise, for a package installed elsewhere, the working directory."""
+    return _CHECKOUT if (_CHECKOUT / "_toc.yml").is_file() else Path.cwd()
 
 
 def resolve(path: str | os.PathLike) -> Path:

@@ -12,7 +12,7 @@
 
 from subspacelens.capture.adapters import ADAPTERS, ModelAdapter, PixArtAdapter, adapter_for
 from subspacelens.capture.hooks import BlockRecord, TraceBlocks, hook_name, parse_layers, parse_steps, run_with_cache
-from subspacelens.capture.loading import REPO_ROOT, ModelNotFoundError, load_pipeline, resolve_path, torch_dtype
+from subspacelens.capture.loading import ModelNotFoundError, load_pipeline, torch_dtype
 from subspacelens.capture.run import CaptureConfig, decode_latents, model_fingerprint, plan, run_capture, select_samples, validate
 
 __all__ = [
@@ -22,7 +22,6 @@ __all__ = [
     "ModelAdapter",
     "ModelNotFoundError",
     "PixArtAdapter",
-    "REPO_ROOT",
     "TraceBlocks",
     "adapter_for",
     "decode_latents",
@@ -32,7 +31,6 @@ __all__ = [
     "parse_layers",
     "parse_steps",
     "plan",
-    "resolve_path",
     "run_capture",
     "run_with_cache",
     "select_samples",

@@ -18,21 +18,10 @@ from typing import Any
 
 import torch
 
+from subspacelens.paths import resolve
+
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
-
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-def resolve_path(path: str | os.PathLike) -> Path:
-    """A relative path that does not exist from the working directory is taken from the repository root
-    (where ``data/`` lives), so chapters find ``data/models/...`` and ``data/cache/...`` whatever the
-    kernel's working directory (papermill runs them from the root, nbval from ``book/``)."""
-    path = Path(path).expanduser()
-    if path.is_absolute() or path.exists():
-        return path
-    return REPO_ROOT / path
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -97,7 +86,7 @@ def _quiet() -> Iterator[None]:
 def load_pipeline(model: str | os.PathLike, *, dtype: str | torch.dtype = "float32", device: str = "cpu") -> Any:
     """``DiffusionPipeline.from_pretrained(model)`` on ``device`` in ``dtype``, or a clear ``ModelNotFoundError``.
 
-    A relative folder is found via :func:`resolve_path`. Loading logs and progress bars are silenced.
+    A relative folder is taken from the repository root (:func:`subspacelens.paths.resolve`). Loading logs and progress bars are silenced.
     """
     from diffusers import DiffusionPipeline
 
@@ -106,7 +95,7 @@ def load_pipeline(model: str | os.PathLike, *, dtype: str | torch.dtype = "float
     kwargs = {"dtype": dtype, "use_safetensors": True}
     with _quiet():
         if not is_hub_id(model):
-            path = resolve_path(model)
+            path = resolve(model)
             check_local_model(path)
             try:
                 pipe = DiffusionPipeline.from_pretrained(str(path), local_files_only=True, **kwargs)

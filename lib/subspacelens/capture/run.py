@@ -28,6 +28,7 @@ from subspacelens.cache import CacheSpec, CacheWriter, batch_slices, cache_statu
 from subspacelens.capture.adapters import ModelAdapter, adapter_for
 from subspacelens.capture.hooks import BlockRecord, TraceBlocks, parse_layers, parse_steps
 from subspacelens.capture.loading import load_pipeline, torch_dtype
+from subspacelens.paths import resolve
 from subspacelens.prompts import load_prompt_set
 
 
@@ -270,19 +271,20 @@ def run_capture(
     config = (config or CaptureConfig()).with_(**overrides)
     if out is None:
         raise ValueError("out: give the path of the zarr store to write")
+    out = resolve(out)
     validate(config)
     pipe = pipeline if pipeline is not None else load_pipeline(config.model, dtype=config.model_dtype, device=config.device)
     spec, call = plan(config, pipe)
     writer = CacheWriter.open(out, spec)
     status = cache_status(out)
     if status["complete"]:
-        return Path(out)
+        return out
     todo = writer.todo_batches()
     slices = spec.batches()
     mine = spec.my_batches()
     total = sum(slices[b].stop - slices[b].start for b in mine)
     done = total - sum(slices[b].stop - slices[b].start for b in todo)
-    bar = tqdm(total=total, initial=done, unit="img", desc=f"capture {Path(out).name}", disable=not progress)
+    bar = tqdm(total=total, initial=done, unit="img", desc=f"capture {out.name}", disable=not progress)
     trace = TraceBlocks(
         pipe,
         spec.layers,
@@ -311,7 +313,7 @@ def run_capture(
     finally:
         bar.close()
     writer.finalize()
-    return Path(out)
+    return out
 
 
 def _check_timesteps(trace: TraceBlocks, spec: CacheSpec) -> None:
