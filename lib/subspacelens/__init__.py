@@ -6,3 +6,9 @@ activation cache (:mod:`subspacelens.cache`) -> metrics (:mod:`subspacelens.metr
 """
 
 __version__ = "0.1.0"
+
+import warnings
+
+# Chapters print plain-text progress bars. diffusers imports tqdm.auto, which warns in a kernel
+# without ipywidgets; the warning would land in every executed chapter as noise.
+warnings.filterwarnings("ignore", message="IProgress not found")
