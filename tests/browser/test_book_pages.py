@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import os
 import shutil
 import threading
@@ -41,9 +42,20 @@ def toc_pages() -> list[str]:
 NOTEBOOK_PAGES = [page for page in toc_pages() if (ROOT / f"{page}.ipynb").is_file()]
 
 
+def figure_count(page: str) -> int:
+    """How many PNG figures the executed notebook behind a page holds."""
+    cells = json.loads((ROOT / f"{page}.ipynb").read_text())["cells"]
+    return sum("image/png" in output.get("data", {}) for cell in cells for output in cell.get("outputs", []))
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # one line per request would drown pytest's report
+        pass
+
+
 @pytest.fixture(scope="module")
 def server():
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=BOOK_HTML)
+    handler = functools.partial(QuietHandler, directory=BOOK_HTML)
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -87,9 +99,9 @@ def test_page_has_title_and_no_errors(browser, server, page_path):
 def test_figures_load(browser, server, page_path):
     page = load(browser, server, page_path)
     sizes = page.eval_on_selector_all("main img", "imgs => imgs.map(i => [i.src, i.naturalWidth, i.naturalHeight])")
-    assert sizes, f"{page_path}: no figure on the page"
     broken = [src for src, width, height in sizes if width == 0 or height == 0]
     assert not broken, f"{page_path}: figures that did not load: {broken}"
+    assert len(sizes) >= figure_count(page_path), f"{page_path}: {len(sizes)} images shown, notebook has {figure_count(page_path)}"
     page.close()
 
 
@@ -97,7 +109,7 @@ def test_figures_load(browser, server, page_path):
 def test_math_renders(browser, server, page_path):
     page = load(browser, server, page_path)
     if page.locator("main .math").count():
-        page.wait_for_selector("main mjx-container", timeout=15_000)
+        page.wait_for_selector("main mjx-container", timeout=45_000)
     page.close()
 
 
