@@ -28,7 +28,10 @@ export OPENBLAS_NUM_THREADS := 1
 ANALYSIS_CHAPTERS := validating_the_lens rate_reduction_across_layers effective_rank transition_block \
 	per_subject cond_vs_uncond dense_not_sparse beyond_isotropic_noise controls reproduce_on_pixart scorecard
 CHAPTERS := training_the_organism capturing_activations $(ANALYSIS_CHAPTERS)
-EXECUTED := $(CHAPTERS:%=book/%.ipynb)
+# Where executed chapters go: book/ (what the HTML renders) unless OUT_DIR says otherwise.
+OUT_DIR ?= book
+EXECUTED := $(CHAPTERS:%=$(OUT_DIR)/%.ipynb)
+COMMITTED_CHAPTERS := $(CHAPTERS:%=book/%.ipynb)
 LIB_SOURCES := $(shell find lib -name '*.py' 2>/dev/null) $(wildcard data/prompts/*.yaml data/reference/*.yaml)
 
 # Every capture of the run: the chapter's own parameters plus the sweep and control captures.
@@ -44,12 +47,13 @@ define execute_notebook
 	mv build/tmp/$(notdir $(3)) $(3)
 endef
 
-.PHONY: FORCE help venv book chapter captures test unit-tests nbval browser-test bench html clean
+.PHONY: FORCE help venv book smoke chapter captures test unit-tests nbval browser-test bench html clean
 
 help:
 	@echo "make book    - install (if needed), execute every chapter, build the HTML in _build/html"
 	@echo "make test    - install (if needed), run pytest, nbval over book/*.ipynb and the browser test"
 	@echo "make chapter NB=<name> PARAMS=<yaml>  - rerun one chapter with other parameters"
+	@echo "make smoke   - every chapter on the small CI parameter set, into build/ci/book"
 	@echo "make bench   - metric and capture benchmarks (prints measured ratios)"
 
 venv: $(INSTALLED)
@@ -78,9 +82,9 @@ $(MATHJAX):
 # The organism is trained once and committed; its chapter loads it (RETRAIN=1 trains it again).
 ORGANISM := data/models/organism/model_index.json
 $(ORGANISM):
-	$(call execute_notebook,training_the_organism,$(PARAMS_DIR)/training_the_organism.yaml,book/training_the_organism.ipynb)
+	$(call execute_notebook,training_the_organism,$(PARAMS_DIR)/training_the_organism.yaml,$(OUT_DIR)/training_the_organism.ipynb)
 
-book/training_the_organism.ipynb: notebooks/training_the_organism.md $(PARAMS_DIR)/training_the_organism.yaml $(LIB_SOURCES) $(if $(filter 1,$(RETRAIN)),FORCE) | $(INSTALLED)
+$(OUT_DIR)/training_the_organism.ipynb: notebooks/training_the_organism.md $(PARAMS_DIR)/training_the_organism.yaml $(LIB_SOURCES) $(if $(filter 1,$(RETRAIN)),FORCE) | $(INSTALLED)
 	$(call execute_notebook,training_the_organism,$(PARAMS_DIR)/training_the_organism.yaml,$@,$(if $(filter 1,$(RETRAIN)),-p retrain True,))
 
 build/$(PARAMS_SET)/captures/%.ipynb: $(PARAMS_DIR)/%.yaml notebooks/capturing_activations.md | $(INSTALLED) $(ORGANISM)
@@ -88,11 +92,17 @@ build/$(PARAMS_SET)/captures/%.ipynb: $(PARAMS_DIR)/%.yaml notebooks/capturing_a
 
 captures: $(CAPTURE_RUNS)
 
-book/capturing_activations.ipynb: build/$(PARAMS_SET)/captures/capturing_activations.ipynb
+$(OUT_DIR)/capturing_activations.ipynb: build/$(PARAMS_SET)/captures/capturing_activations.ipynb
+	@mkdir -p $(dir $@)
 	cp $< $@
 
-book/%.ipynb: notebooks/%.md $(PARAMS_DIR)/%.yaml $(CAPTURE_RUNS) $(LIB_SOURCES)
+$(OUT_DIR)/%.ipynb: notebooks/%.md $(PARAMS_DIR)/%.yaml $(CAPTURE_RUNS) $(LIB_SOURCES)
 	$(call execute_notebook,$*,$(PARAMS_DIR)/$*.yaml,$@)
+
+# Every chapter on the small CI parameter set (small caches under data/cache/ci), executed into
+# build/ci/book: a quick end-to-end check that leaves the book and its nbval references as they are.
+smoke: $(INSTALLED)
+	$(MAKE) $(CHAPTERS:%=build/ci/book/%.ipynb) PARAMS_SET=ci OUT_DIR=build/ci/book
 
 # make chapter NB=controls PARAMS=my-params.yaml: executes into build/chapters/, the book stays as it is.
 chapter: $(INSTALLED)
@@ -111,7 +121,7 @@ unit-tests: $(INSTALLED)
 # nbval re-executes the committed default-run chapters against freshly captured caches.
 # pytest runs them in this order: the model chapter, the capture chapter (which reopens its cache), the rest.
 nbval: $(INSTALLED) captures
-	$(BIN)/pytest --nbval $(EXECUTED) --nbval-current-env \
+	$(BIN)/pytest --nbval $(COMMITTED_CHAPTERS) --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 900 -q -p no:cacheprovider
 
 browser-test: $(INSTALLED) html
