@@ -109,7 +109,7 @@ def test_figures_load(browser, server, page_path):
 def test_math_renders(browser, server, page_path):
     page = load(browser, server, page_path)
     if page.locator("main .math").count():
-        page.wait_for_selector("main mjx-container", timeout=45_000)
+        page.wait_for_selector("main mjx-container", state="attached", timeout=45_000)
     page.close()
 
 
