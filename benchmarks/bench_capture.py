@@ -11,7 +11,7 @@
    (``ru_maxrss``, which counts torch's allocations too) must not grow with the number of samples:
    PASS when peak(large) - peak(small) <= max(5 % of peak(small), 25 MiB).
 
-Usage: ``python benchmarks/bench_capture.py [--repeats 3] [--prompts 25] [--small-seeds 2 --large-seeds 10]``
+Usage: ``python benchmarks/bench_capture.py [--repeats 7] [--prompts 100] [--small-seeds 2 --large-seeds 10]``
 """
 
 from __future__ import annotations
@@ -119,8 +119,8 @@ def memory(small_seeds: int, large_seeds: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--prompts", type=int, default=25)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--prompts", type=int, default=100)
     parser.add_argument("--small-seeds", type=int, default=2)
     parser.add_argument("--large-seeds", type=int, default=10)
     args = parser.parse_args()
