@@ -100,9 +100,8 @@ def open_dataset(cache, *, load=None):
         ds = cache
     elif isinstance(cache, (str, Path)):
         from .cache import open_cache
-        from .paths import resolve
 
-        ds = open_cache(resolve(cache))
+        ds = open_cache(cache)  # resolves relative paths from the repository root
     else:
         raise ValueError(f"cache: expected a path or an xarray.Dataset, got {type(cache).__name__}")
     if "activations" not in ds:
