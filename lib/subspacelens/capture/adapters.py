@@ -38,6 +38,9 @@ class ModelAdapter(Protocol):
     def image_tokens(self, output: Any) -> torch.Tensor:
         """A block's forward output -> the image tokens, shape ``(batch, tokens, d)``."""
 
+    def replace_image_tokens(self, output: Any, tokens: torch.Tensor) -> Any:
+        """``output`` with its image tokens replaced by ``tokens`` (same shape): how an edit writes back."""
+
     def timestep(self, args: tuple, kwargs: dict) -> float:
         """The scheduler timestep of one call of :meth:`denoiser`, from its arguments."""
 
@@ -82,6 +85,9 @@ class PixArtAdapter:
 
     def image_tokens(self, output: Any) -> torch.Tensor:
         return output[0] if isinstance(output, tuple) else output
+
+    def replace_image_tokens(self, output: Any, tokens: torch.Tensor) -> Any:
+        return (tokens, *output[1:]) if isinstance(output, tuple) else tokens
 
     def timestep(self, args: tuple, kwargs: dict) -> float:
         t = kwargs.get("timestep")
