@@ -110,7 +110,7 @@ def test_profile_equals_direct_metric_calls(ds):
     prof = analysis.profile(ds, "delta_R", "fine", eps=0.7)
     np.testing.assert_allclose(prof["value"].sel(step=0, branch="uncond"), rr.delta_R, rtol=1e-12)
     ov = metrics.subspace_overlap(Z, analysis.labels_of(ds, "coarse"), energy=0.8)
-    prof = analysis.profile(ds, "overlap_offdiag", "coarse", energy=0.8)
+    prof = analysis.profile(ds, "mean_overlap", "coarse", energy=0.8)
     np.testing.assert_allclose(prof["value"].sel(step=0, branch="uncond"), ov.mean_offdiagonal, rtol=1e-12)
     np.testing.assert_allclose(prof["chance"].sel(step=0, branch="uncond"), ov.chance_mean_offdiagonal)
     er = analysis.profile(ds, "effective_rank", branches="uncond", steps=0)
@@ -131,18 +131,35 @@ def test_bootstrap_ci_brackets_the_estimate(ds, metric, scheme):
     assert prof["samples"].sizes["boot"] == 30
 
 
-def test_weighted_replicates_equal_duplicated_columns(ds):
-    """A resample evaluated as √(multiplicity)-scaled columns gives the metric of the duplicated columns."""
-    Z = analysis.slice_matrix(ds, 0, "cond")[:3]
+@pytest.mark.parametrize("center, scale", [(None, None), (None, "rms"), ("class", "rms"), (True, "unit")])
+@pytest.mark.parametrize("d", [24, 300])  # d < N: column path; N ≤ d: Gram path
+def test_replicates_equal_the_metrics_of_each_resample(ds, center, scale, d):
+    """The slow, obvious twin: every replicate equals the metric recomputed on the resampled columns."""
+    rng = np.random.default_rng(5)
+    Z = analysis.slice_matrix(ds, 0, "cond")[:2]
+    if d > Z.shape[-2]:
+        Z = np.concatenate([Z, rng.standard_normal((2, d - Z.shape[-2], Z.shape[-1]))], axis=-2)
     labels = analysis.labels_of(ds, "coarse")
-    resamples = analysis.stratified_resamples(labels, 4, seed=3)
-    reps = analysis._replicates(["delta_R", "Rc_over_R", "effective_rank"], Z, labels, resamples, eps=0.5,
-                                center=None, options={})
-    for b, columns in enumerate(resamples):
-        rr = metrics.rate_reduction(Z[..., columns], labels[columns])
-        np.testing.assert_allclose(reps["delta_R"][:, b], rr.delta_R, rtol=1e-9)
-        np.testing.assert_allclose(reps["Rc_over_R"][:, b], rr.Rc / rr.R, rtol=1e-9)
-        np.testing.assert_allclose(reps["effective_rank"][:, b], metrics.effective_rank(Z[..., columns]), rtol=1e-9)
+    rows = analysis.bootstrap_rows(ds, labels, 3, seed=3, resample="cluster")
+    names = ["delta_R", "Rc_over_R", "effective_rank", "mean_overlap"]
+    reps = analysis.replicates(names, Z, labels, rows, center=center, scale=scale, options={"rank": 2})
+    for b, columns in enumerate(rows):
+        direct = analysis.evaluate(names, Z[..., columns], labels[columns], center=center, scale=scale,
+                                   options={"rank": 2})
+        for name in names:
+            tolerance = 1e-6 if name == "effective_rank" else 1e-9  # tiny singular values of duplicated columns
+            np.testing.assert_allclose(reps[name][:, b], direct[name]["value"], rtol=tolerance, err_msg=name)
+
+
+def test_cluster_rows_keep_class_sizes_and_draw_whole_seeds(ds):
+    labels = analysis.labels_of(ds, "fine")
+    rows = analysis.bootstrap_rows(ds, labels, 20, seed=1)
+    seeds = ds["seed"].values
+    for row in rows:
+        _, counts = np.unique(labels[row], return_counts=True)
+        assert (counts == 8).all()
+        drawn, per_seed = np.unique(seeds[row], return_counts=True)
+        assert (per_seed % 25 == 0).all()  # a drawn seed brings all 25 subjects, as often as it was drawn
 
 
 def test_profiles_share_one_rate_computation(ds):

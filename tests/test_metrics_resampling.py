@@ -101,8 +101,8 @@ def test_bootstrap_resamples_are_stratified_and_seeded(clustered):
     assert np.all(ci.low <= ci.high)
     # Rebuild the first resample by hand: N_j draws with replacement inside every class, class by class.
     rng = np.random.default_rng(4)
-    draws = np.floor(rng.random((50, 4, 6)) * 6).astype(int)
-    first = np.concatenate([np.flatnonzero(labels == j)[draws[0, j]] for j in range(4)])
+    draws = [rng.integers(0, 6, size=(50, 6)) for _ in range(4)]
+    first = np.concatenate([np.flatnonzero(labels == j)[draws[j][0]] for j in range(4)])
     assert ci.samples[0, 0] == pytest.approx(float(rate_reduction(Z[:, first], labels[first]).delta_R), rel=1e-10)
 
 
@@ -150,8 +150,9 @@ def test_bootstrap_with_more_samples_than_dimensions_matches_direct_resamples(ce
     ci = bootstrap_ci(Z, labels, "Rc_over_R", n_boot=6, seed=1, center=center, normalize=normalize)
     direct = rate_reduction(Z, labels, center=center, normalize=normalize)
     assert float(ci.estimate) == pytest.approx(float(direct.Rc / direct.R), rel=1e-10)
-    draws = np.floor(np.random.default_rng(1).random((6, 3, 10)) * 10).astype(int)
+    rng = np.random.default_rng(1)
+    draws = [rng.integers(0, 10, size=(6, 10)) for _ in range(3)]
     for b in (0, 5):
-        order = np.concatenate([np.flatnonzero(labels == j)[draws[b, j]] for j in range(3)])
+        order = np.concatenate([np.flatnonzero(labels == j)[draws[j][b]] for j in range(3)])
         resample = rate_reduction(Z[:, order], labels[order], center=center, normalize=normalize)
         assert ci.samples[b] == pytest.approx(float(resample.Rc / resample.R), rel=1e-10)

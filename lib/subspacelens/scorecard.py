@@ -248,7 +248,7 @@ class Context:
 
     def transition(self, role="main"):
         """The block of minimum mean off-diagonal coarse overlap (cond branch, averaged over steps)."""
-        overlap = self.profile(role, "overlap_offdiag", "coarse")
+        overlap = self.profile(role, "mean_overlap", "coarse")
         return analysis.transition_layer(self.ds(role), overlap=overlap)
 
 
@@ -389,7 +389,7 @@ def measure_effective_rank(ctx, branch="cond", role="main"):
 @measure("overlap")
 def measure_overlap(ctx, scheme="coarse", branch="cond", role="main"):
     """Mean off-diagonal overlap curve (averaged over steps): minimum, its depth, range, rebound, chance."""
-    prof = ctx.profile(role, "overlap_offdiag", scheme, branch=branch)
+    prof = ctx.profile(role, "mean_overlap", scheme, branch=branch)
     curve = prof["value"].sel(branch=branch).mean("step")
     chance = prof["chance"].sel(branch=branch).mean("step").values
     values = curve.values
@@ -408,7 +408,7 @@ def measure_overlap(ctx, scheme="coarse", branch="cond", role="main"):
 @measure("overlap_by_step")
 def measure_overlap_by_step(ctx, scheme="coarse", branch="cond", role="main"):
     """Depth of minimum overlap at each denoising step; first (noisiest) vs last step."""
-    prof = ctx.profile(role, "overlap_offdiag", scheme, branch=branch)
+    prof = ctx.profile(role, "mean_overlap", scheme, branch=branch)
     curves = prof["value"].sel(branch=branch)
     depths = np.asarray(prof["relative_depth"].values)
     layers = prof["layer"].values

@@ -5,8 +5,10 @@ Conventions, binding for every function here:
 * ``Z`` has shape ``(..., d, N)``: one **column** per sample; leading dimensions (layers, steps,
   branches) are batch dimensions and every metric is batched over them.
 * ``eps`` is the *unsquared* coding precision ε, default 0.5; rates are in **nats**.
-* No hidden normalisation: ``center=False``, ``normalize=False`` by default (centring subtracts the
-  per-slice mean column; normalising then scales every column to unit ℓ2 norm).
+* No hidden normalisation: ``center=False``, ``scale=None`` by default. ``center=True`` subtracts the
+  per-slice mean column, ``center="class"`` each class's mean; ``scale="rms"`` makes ε relative to the
+  slice's RMS column norm (every rate then invariant to Z → cZ), ``scale="unit"`` (= ``normalize=True``)
+  puts every column on the unit sphere (:mod:`.transforms`).
 * Computation in float64. Log-determinants come from a Cholesky factor of ``I + α·Gram`` (every
   eigenvalue ≥ 1) for one ε, and from clamped ``eigvalsh`` for ε-curves and spectra — never ``slogdet``.
 * ``labels``: any 1-D array-like of length N; classes are ``np.unique(labels)`` (sorted).
@@ -18,14 +20,21 @@ Conventions, binding for every function here:
 from .bootstrap import BootstrapCI, bootstrap_ci
 from .coding_rate import coding_rate, coding_rate_curve
 from .isotropy import IsotropyResult, epps_pulley, isotropy_test
-from .overlap import SubspaceOverlap, mean_offdiagonal, subspace_overlap
+from .overlap import OverlapNull, SubspaceOverlap, mean_offdiagonal, overlap_null, subspace_overlap
 from .permutation import PermutationNull, permutation_null
-from .rate_reduction import RateReduction, rate_reduction, rate_reduction_curve
+from .rate_reduction import RateReduction, RateReductionSplit, rate_reduction, rate_reduction_curve, rate_reduction_split
+from .transforms import CENTERS, SCALES
 from .sparsity import hoyer_sparsity
 from .spectrum import effective_rank, participation_ratio
 
 __all__ = [
+    "CENTERS",
+    "SCALES",
     "BootstrapCI",
+    "OverlapNull",
+    "RateReductionSplit",
+    "overlap_null",
+    "rate_reduction_split",
     "IsotropyResult",
     "PermutationNull",
     "RateReduction",

@@ -6,13 +6,18 @@ everywhere: a ``ValueError`` whose message starts with the argument's name.
 
 import numpy as np
 
+from .._validate import _as_real, as_fraction, as_positive_int  # noqa: F401  (shared with stats/)
+from .transforms import prepare, scale_and_center
 
-def as_samples(Z, *, center=False, normalize=False, min_samples=1):
-    """Return ``Z`` as a float64 array of shape ``(..., d, N)``, optionally centred and/or normalised.
 
-    Centring subtracts the per-slice mean column (mean over the last axis); normalising then scales every
-    column to unit ℓ2 norm. Neither happens unless asked for.
+def as_samples(Z, *, center=False, normalize=False, scale=None, codes=None, min_samples=1):
+    """Return ``Z`` as a float64 array of shape ``(..., d, N)``, prepared as asked (nothing by default).
+
+    ``center`` (False / True / ``"class"``, the latter with integer class ``codes``) and ``scale``
+    (None / ``"rms"`` / ``"unit"``; ``normalize=True`` is ``scale="unit"``) follow
+    :mod:`~subspacelens.metrics.transforms`.
     """
+    center, scale = scale_and_center(center, scale, normalize)
     Z = np.asarray(Z)
     if np.iscomplexobj(Z):
         raise ValueError("Z: expected real values, got a complex array")
@@ -29,26 +34,7 @@ def as_samples(Z, *, center=False, normalize=False, min_samples=1):
         raise ValueError(f"Z: needs at least {min_samples} samples (columns), got N={n_samples}")
     if not np.isfinite(Z).all():
         raise ValueError("Z: contains non-finite values (NaN or inf)")
-    return preprocess(Z, center=center, normalize=normalize)
-
-
-def preprocess(Z, *, center, normalize):
-    """Subtract the mean column (``center``), then scale every column to unit ℓ2 norm (``normalize``)."""
-    if center:
-        Z = Z - Z.mean(axis=-1, keepdims=True)
-    if normalize:
-        norms = np.linalg.norm(Z, axis=-2, keepdims=True)
-        if not (norms > 0).all():
-            raise ValueError("Z: a column has zero norm, so it cannot be normalised")
-        Z = Z / norms
-    return Z
-
-
-def _as_real(name, value, expected):
-    try:
-        return float(value)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{name}: expected {expected}, got {value!r}") from error
+    return prepare(Z, codes, center=center, scale=scale)
 
 
 def as_eps(eps):
@@ -72,18 +58,3 @@ def as_eps_values(eps_values):
     return eps_values
 
 
-def as_positive_int(name, value):
-    """``value`` as an int ≥ 1 (booleans and fractional numbers rejected)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return int(value)
-
-
-def as_fraction(name, value, *, closed_right):
-    """``value`` as a float in (0, 1] (``closed_right``) or (0, 1)."""
-    value = _as_real(name, value, "a number in (0, 1)")
-    upper_ok = value <= 1 if closed_right else value < 1
-    if not (value > 0 and upper_ok):
-        interval = "(0, 1]" if closed_right else "(0, 1)"
-        raise ValueError(f"{name}: expected a number in {interval}, got {value!r}")
-    return value

@@ -1,10 +1,11 @@
-r"""Stratified bootstrap confidence intervals for the label-based metrics.
+r"""Bootstrap confidence intervals for the label-based metrics (the draws come from :mod:`subspacelens.stats`).
 
-Each resample draws :math:`N_j` samples with replacement *within* every class j (class sizes are kept),
-and the statistic is recomputed on it; the interval is the percentile interval of the resampled values.
-A resample's Gram is a (repeated-index) principal block of the one Gram :math:`Z^\top Z`, laid out class
-by class, so no resample touches ``Z``. Centring and normalisation are redone on every resample (on the
-Gram: :math:`HGH` and :math:`D^{-1/2}GD^{-1/2}`), as the estimator would on new data.
+Each resample is a row of column positions (:func:`subspacelens.stats.bootstrap_indices`: stratified
+within classes, or whole clusters — e.g. the noise seeds of the crossed subject × seed design); the
+statistic is recomputed on it. When N ≤ d a resample's Gram is a (repeated-index) principal block of the
+one Gram :math:`Z^\top Z`, so no resample touches ``Z``; when d < N its columns are gathered and the class
+Grams and the d×d second moment are formed from them (cheaper). Centring, scaling and class-centring
+(:mod:`.transforms`) are redone on every resample, as the estimator would on new data.
 
 Caveat: a resample repeats about a third of each class's columns, which lowers its rank, so resampled
 rate statistics are biased when N_j is small next to d (at 20 samples a class in d = 1152 the shift can
@@ -21,12 +22,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import as_eps, as_fraction, as_positive_int, preprocess
+from ..stats.draws import bootstrap_indices
+from ..stats.intervals import check_level, percentile_interval
+from ._checks import as_eps, as_fraction, as_positive_int, as_samples
 from .coding_rate import rate_from_product
-from .gram import center_gram, chunk_slices, normalize_gram, principal_blocks, second_moment
-from .labels import labelled_gram, sorted_partition
+from .gram import chunk_slices, gram, principal_blocks, second_moment
+from .labels import partition_labels
 from .overlap import mean_offdiagonal, overlap_from_gram
 from .rate_reduction import class_rate_at, within_class_rate
+from .transforms import prepare, prepare_gram, scale_and_center
 
 STATISTICS = ("delta_R", "R", "Rc", "Rc_over_R", "mean_overlap")
 
@@ -46,18 +50,77 @@ class BootstrapCI:
     samples: np.ndarray
 
 
-def label_statistic(G, total, partition, statistic, d, eps, rank, energy):
-    """One of ``STATISTICS`` from a Gram ``G`` (…, N, N) whose samples are partitioned by ``partition``.
+def label_statistics(G, total, partition, statistics, d, eps, rank, energy, class_blocks=None):
+    """``{statistic: array}`` of ``STATISTICS`` for samples partitioned by ``partition`` (laid out class by class).
 
-    ``total`` is the matrix the total rate is read from: ``G`` itself, or the d×d second moment when d < N.
+    ``G`` (…, N, N) is their Gram (or None when only rates are asked and ``class_blocks`` is given);
+    ``total`` the matrix the total rate is read from (``G`` itself, or the d×d second moment when d < N);
+    ``class_blocks`` optionally maps each class size n to its (…, K_n, n, n) stack of class Grams.
     """
-    if statistic == "mean_overlap":
-        return mean_offdiagonal(overlap_from_gram(G, partition, rank, energy)[0])
-    Rc = within_class_rate(G, partition, class_rate_at(eps, d))
-    if statistic == "Rc":
-        return Rc
+    out = {}
+    if "mean_overlap" in statistics:
+        out["mean_overlap"] = mean_offdiagonal(overlap_from_gram(G, partition, rank, energy)[0])
+    rates = [s for s in statistics if s != "mean_overlap"]
+    if not rates:
+        return out
+    rate_of_blocks = class_rate_at(eps, d)
+    if class_blocks is None:
+        Rc = within_class_rate(G, partition, rate_of_blocks)
+    else:
+        Rc = sum((n / partition.n_samples) * rate_of_blocks(class_blocks[n], n) for n, _ in partition.size_groups())
     R = rate_from_product(total, d, partition.n_samples, eps)
-    return {"R": R, "delta_R": R - Rc, "Rc_over_R": Rc / R}[statistic]
+    fields = {"R": R, "Rc": Rc, "delta_R": R - Rc, "Rc_over_R": Rc / R}
+    out.update({s: fields[s] for s in rates})
+    return out
+
+
+def _class_blocks_of_columns(columns, partition):
+    """Class Grams of columns laid out class by class: ``{n: (…, K_n, n, n)}``."""
+    blocks = {}
+    for n, rows in partition.size_groups():
+        positions = partition.index[rows, :n]  # (K_n, n)
+        members = np.take(columns, positions, axis=-1)  # (…, d, K_n, n)
+        members = np.moveaxis(members, -3, -2)  # (…, K_n, d, n)
+        blocks[n] = members.swapaxes(-1, -2) @ members
+    return blocks
+
+
+def resampled_statistics(Z, labels, rows, statistics, *, eps=0.5, rank=None, energy=0.9, center=False, scale=None):
+    """``{statistic: (…, n_sets)}``: each statistic of the samples listed by every row of ``rows`` (n_sets, N).
+
+    ``Z`` is validated float64 ``(…, d, N)`` as it is (unprepared); each row is re-laid class by class (a
+    stable sort by its labels) and must keep every class size (stratified and crossed-cluster resamples
+    do; permutations are handled by :func:`~subspacelens.metrics.permutation_null`). Preparation
+    (``center``, ``scale``) is redone on every resampled data set.
+    """
+    statistics = list(statistics)
+    partition = partition_labels(labels, Z.shape[-1])
+    d, n_samples = Z.shape[-2:]
+    codes = partition.codes
+    rows = np.take_along_axis(rows, np.argsort(codes[rows], axis=1, kind="stable"), axis=1)
+    resampled_sizes = np.stack([np.bincount(codes[row], minlength=partition.classes.size) for row in rows[:1]])
+    if not (resampled_sizes == partition.sizes).all():
+        raise ValueError("rows: a resample changes the class sizes; use strata or crossed clusters")
+    layout = partition_labels(np.repeat(partition.classes, partition.sizes), n_samples)
+    layout_codes = layout.codes
+    G_all = None if n_samples > d and statistics == [s for s in statistics if s != "mean_overlap"] else gram(Z)
+    lead = Z.shape[:-2]
+    out = {s: np.empty(lead + (rows.shape[0],)) for s in statistics}
+    per_set = int(np.prod(lead, dtype=np.int64)) * max(n_samples * n_samples, d * n_samples)
+    for chunk in chunk_slices(rows.shape[0], per_set):
+        block = rows[chunk]
+        if n_samples > d:
+            columns = prepare(np.moveaxis(np.take(Z, block, axis=-1), -2, -3), layout_codes,
+                              center=center, scale=scale)  # (…, n_sets, d, N)
+            G = gram(columns) if "mean_overlap" in statistics else None
+            values = label_statistics(G, second_moment(columns), layout, statistics, d, eps, rank, energy,
+                                      class_blocks=_class_blocks_of_columns(columns, layout))
+        else:
+            G = prepare_gram(principal_blocks(G_all, block), layout_codes, center=center, scale=scale)
+            values = label_statistics(G, G, layout, statistics, d, eps, rank, energy)
+        for s in statistics:
+            out[s][..., chunk] = values[s]
+    return out
 
 
 def bootstrap_ci(
@@ -72,52 +135,35 @@ def bootstrap_ci(
     rank=None,
     energy=0.9,
     center=False,
+    scale=None,
     normalize=False,
+    clusters=None,
 ):
-    """Stratified percentile bootstrap interval for a label-based ``statistic`` of ``Z`` (``(..., d, N)``).
+    """Percentile bootstrap interval for a label-based ``statistic`` of ``Z`` (``(..., d, N)``).
 
-    Every class needs at least 2 samples (``"mean_overlap"`` also needs 2 classes); ``eps`` applies to the
-    rate statistics, ``rank``/``energy`` to the overlap (as in :func:`subspace_overlap`). Deterministic
-    under ``seed``; the same resamples serve every slice of a batched ``Z``.
+    Resamples are stratified by ``labels``, or — with ``clusters`` (length N, e.g. the noise seeds) —
+    whole clusters drawn with replacement (the crossed design's dependence kept). Every class needs at
+    least 2 samples (``"mean_overlap"`` also needs 2 classes); ``eps`` applies to the rate statistics,
+    ``rank``/``energy`` to the overlap (as in :func:`subspace_overlap`). Deterministic under ``seed``; the
+    same resamples serve every slice of a batched ``Z``.
     """
     if statistic not in STATISTICS:
         raise ValueError(f"statistic: expected one of {STATISTICS}, got {statistic!r}")
     n_boot = as_positive_int("n_boot", n_boot)
-    level = as_fraction("level", level, closed_right=False)
+    level = check_level(level)
     eps = as_eps(eps)
     if rank is not None:
         rank = as_positive_int("rank", rank)
     energy = as_fraction("energy", energy, closed_right=True)
-    # Centring and normalisation happen on each resample's Gram, so Z is taken as it is here.
-    Z, partition, G = labelled_gram(Z, labels, min_class_size=2)
-    d, n_samples = Z.shape[-2:]
+    center, scale = scale_and_center(center, scale, normalize)
+    Z = as_samples(Z)
+    partition = partition_labels(labels, Z.shape[-1], min_class_size=2)
     if statistic == "mean_overlap" and partition.classes.size < 2:
         raise ValueError("labels: mean_overlap needs at least 2 classes")
-
-    layout = sorted_partition(partition)
-
-    def statistic_of(order):
-        """The statistic of the samples ``order`` (…, n_sets, N) lists class by class, prepared afresh."""
-        resampled_gram = principal_blocks(G, order)
-        resampled_gram = center_gram(resampled_gram) if center else resampled_gram
-        resampled_gram = normalize_gram(resampled_gram) if normalize else resampled_gram
-        total = resampled_gram
-        if n_samples > d and statistic in ("R", "delta_R", "Rc_over_R"):
-            # The d×d second moment of the prepared columns factorises faster than the N×N Gram.
-            columns = np.moveaxis(np.take(Z, order, axis=-1), -3, -2)  # (…, n_sets, d, N)
-            total = second_moment(preprocess(columns, center=center, normalize=normalize))
-        return label_statistic(resampled_gram, total, layout, statistic, d, eps, rank, energy)
-
-    estimate = statistic_of(partition.index[partition.mask][None])[..., 0]
-
-    rng = np.random.default_rng(seed)
-    draws = np.floor(rng.random((n_boot,) + partition.index.shape) * partition.sizes[:, None]).astype(np.intp)
-    resampled = partition.index[np.arange(partition.classes.size)[:, None], draws]  # (n_boot, K, n_max)
-    resample_order = resampled[:, partition.mask]  # (n_boot, N), class by class
-    samples = np.empty(estimate.shape + (n_boot,))
-    for chunk in chunk_slices(n_boot, estimate.size * n_samples**2):
-        samples[..., chunk] = statistic_of(resample_order[chunk])
-
-    tail = (1.0 - level) / 2.0
-    low, high = np.quantile(samples, [tail, 1.0 - tail], axis=-1)
+    options = dict(eps=eps, rank=rank, energy=energy, center=center, scale=scale)
+    identity = np.arange(Z.shape[-1])[None]
+    estimate = resampled_statistics(Z, labels, identity, [statistic], **options)[statistic][..., 0]
+    rows = bootstrap_indices(n_boot, seed, strata=labels, clusters=clusters)
+    samples = resampled_statistics(Z, labels, rows, [statistic], **options)[statistic]
+    low, high = percentile_interval(samples, level)
     return BootstrapCI(statistic=statistic, level=level, estimate=estimate, low=low, high=high, samples=samples)

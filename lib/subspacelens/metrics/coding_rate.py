@@ -35,19 +35,22 @@ def rate_curve_from_eigenvalues(eigenvalues, d, n_samples, eps_values):
     return 0.5 * np.log1p(eigenvalues[..., :, None] * alphas).sum(axis=-2)
 
 
-def coding_rate(Z, eps=0.5, *, center=False, normalize=False):
+def coding_rate(Z, eps=0.5, *, center=False, scale=None, normalize=False):
     r"""Coding rate :math:`R_\varepsilon(Z) = \tfrac12\log\det(I + \tfrac{d}{N\varepsilon^2} Z Z^\top)` in nats.
 
     Uses the N×N Gram when N ≤ d and the d×d second moment otherwise, factorised by Cholesky (all
     eigenvalues of :math:`I + \alpha\,\cdot` are ≥ 1). Returns an array of shape ``Z.shape[:-2]``.
+    ``center``/``scale`` (see :mod:`.transforms`): ``scale="rms"`` makes ε relative to the data's RMS
+    column norm, so the rate is invariant to :math:`Z \to cZ`; ``center="class"`` needs labels (use
+    :func:`~subspacelens.metrics.rate_reduction`).
     """
     eps = as_eps(eps)
-    Z = as_samples(Z, center=center, normalize=normalize)
+    Z = as_samples(Z, center=center, normalize=normalize, scale=scale)
     d, n_samples = Z.shape[-2:]
     return rate_from_product(small_side_product(Z), d, n_samples, eps)
 
 
-def coding_rate_curve(Z, eps_values, *, center=False, normalize=False):
+def coding_rate_curve(Z, eps_values, *, center=False, scale=None, normalize=False):
     r""":math:`R_\varepsilon(Z)` for every ε in ``eps_values`` from one eigendecomposition.
 
     :math:`R(\varepsilon) = \tfrac12\sum_i \log(1 + \tfrac{d}{N\varepsilon^2}\lambda_i)` with the clamped
@@ -55,7 +58,7 @@ def coding_rate_curve(Z, eps_values, *, center=False, normalize=False):
     Returns shape ``(..., len(eps_values))``.
     """
     eps_values = as_eps_values(eps_values)
-    Z = as_samples(Z, center=center, normalize=normalize)
+    Z = as_samples(Z, center=center, normalize=normalize, scale=scale)
     d, n_samples = Z.shape[-2:]
     eigenvalues = clamped_eigvalsh(small_side_product(Z))
     return rate_curve_from_eigenvalues(eigenvalues, d, n_samples, eps_values)

@@ -31,6 +31,13 @@ class ClassPartition:
         return int(self.sizes.sum())
 
     @property
+    def codes(self):
+        """(N,) int: the class index of every sample position."""
+        codes = np.empty(self.n_samples, dtype=np.intp)
+        codes[self.index[self.mask]] = np.repeat(np.arange(self.classes.size), self.sizes)
+        return codes
+
+    @property
     def mask(self):
         """(K, n_max) bool: which entries of ``index`` are real samples rather than padding."""
         return np.arange(self.index.shape[-1]) < self.sizes[:, None]
@@ -52,6 +59,8 @@ def partition_labels(labels, n_samples, *, min_class_size=1):
     has fewer than ``min_class_size`` samples.
     """
     labels = np.asarray(labels)
+    if labels.dtype == object and any(label is None for label in labels.tolist()):
+        raise ValueError("labels: contains None (every sample needs a label)")
     if labels.ndim != 1:
         raise ValueError(f"labels: expected a 1-D array of length N={n_samples}, got shape {labels.shape}")
     if labels.shape[0] != n_samples:
@@ -78,11 +87,13 @@ def sorted_partition(partition):
     return partition_labels(np.repeat(partition.classes, partition.sizes), partition.n_samples)
 
 
-def labelled_gram(Z, labels, *, center=False, normalize=False, min_class_size=1):
+def labelled_gram(Z, labels, *, center=False, normalize=False, scale=None, min_class_size=1):
     """The common start of every labelled metric: validated ``Z``, its class partition and its Gram.
 
-    Returns ``(Z, partition, G)`` with ``Z`` float64 (centred/normalised if asked) and ``G = ZᵀZ``.
+    Returns ``(Z, partition, G)`` with ``Z`` float64, prepared as asked (``center``, ``scale``: see
+    :mod:`.transforms`; ``center="class"`` uses these labels) and ``G = ZᵀZ``.
     """
-    Z = as_samples(Z, center=center, normalize=normalize)
-    partition = partition_labels(labels, Z.shape[-1], min_class_size=min_class_size)
+    raw = as_samples(Z)
+    partition = partition_labels(labels, raw.shape[-1], min_class_size=min_class_size)
+    Z = as_samples(raw, center=center, normalize=normalize, scale=scale, codes=partition.codes)
     return Z, partition, gram(Z)

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._checks import as_fraction, as_positive_int
-from .gram import gather_entries, principal_blocks
+from ..stats.draws import permutation_indices
+from .gram import chunk_slices, gather_entries, principal_blocks
 from .labels import labelled_gram
+from .transforms import as_center
 
 RANK_TOLERANCE = 1e-10
 """Class directions whose Gram eigenvalue is below this fraction of the class's largest are numerically
@@ -77,15 +79,30 @@ def class_ranks(eigenvalues, rank, energy):
     return np.minimum(by_energy, numerical_rank)
 
 
-def overlap_from_gram(G, partition, rank=None, energy=0.9, index=None):
+def _double_centre(blocks, row_mask, col_mask):
+    r""":math:`H_i C H_j` for blocks whose rows / columns are the (masked) members of classes i / j."""
+    n_rows = row_mask.sum(axis=-1)[..., None, None]
+    n_cols = col_mask.sum(axis=-1)[..., None, None]
+    row_means = (blocks * col_mask[..., None, :]).sum(axis=-1, keepdims=True) / n_cols
+    col_means = (blocks * row_mask[..., :, None]).sum(axis=-2, keepdims=True) / n_rows
+    grand = (row_means * row_mask[..., :, None]).sum(axis=-2, keepdims=True) / n_rows
+    centred = blocks - row_means - col_means + grand
+    return centred * (row_mask[..., :, None] & col_mask[..., None, :])
+
+
+def overlap_from_gram(G, partition, rank=None, energy=0.9, index=None, *, class_centred=False):
     r"""Overlap matrix (…, K, K) and ranks (…, K) of the classes of ``partition``, read from the Gram ``G``.
 
-    ``index`` (default ``partition.index``) may carry extra leading axes (resamples); padded entries are
-    masked out. Class bases come from the eigendecomposition of each class block (see module docstring).
+    ``index`` (default ``partition.index``) may carry extra leading axes (resamples, relabellings); padded
+    entries are masked out. Class bases come from the eigendecomposition of each class block (see module
+    docstring). ``class_centred`` subtracts every class's mean from its members first (blocks become
+    :math:`H_i G_{ij} H_j`), so the subspaces are those of the within-class scatter, not of the class means.
     """
     index = partition.index if index is None else index
     mask = partition.mask
     blocks = principal_blocks(G, index) * (mask[:, :, None] & mask[:, None, :])
+    if class_centred:
+        blocks = _double_centre(blocks, mask, mask)
     eigenvalues, eigenvectors = np.linalg.eigh(blocks)
     eigenvalues = np.maximum(eigenvalues[..., ::-1], 0.0)  # descending
     eigenvectors = eigenvectors[..., ::-1]
@@ -95,23 +112,67 @@ def overlap_from_gram(G, partition, rank=None, energy=0.9, index=None):
     # U_j = Z_j W_j with W_j = V_j Λ_j^{-1/2} restricted to the kept columns and the real (unpadded) rows.
     W = eigenvectors * inverse_sqrt[..., None, :] * mask[:, :, None]
     cross_blocks = gather_entries(G, index[..., :, None, :, None], index[..., None, :, None, :])  # G_ij (…,K,K,n,n)
+    if class_centred:
+        cross_blocks = _double_centre(cross_blocks, mask[:, None, :], mask[None, :, :])
     cosines = W[..., :, None, :, :].swapaxes(-1, -2) @ cross_blocks @ W[..., None, :, :, :]
     squared_norms = np.square(cosines).sum(axis=(-2, -1))
     matrix = squared_norms / np.minimum(ranks[..., :, None], ranks[..., None, :])
     return np.clip(matrix, 0.0, 1.0), ranks  # clip: rounding only
 
 
-def subspace_overlap(Z, labels, rank=None, energy=0.9, *, center=False, normalize=False):
+def subspace_overlap(Z, labels, rank=None, energy=0.9, *, center=False, scale=None, normalize=False):
     r"""Pairwise subspace overlap of the classes of ``labels`` in ``Z`` (``(..., d, N)``).
 
     ``rank=k`` fixes every basis size to k (capped at the class's numerical rank); otherwise each class
     keeps the fewest top singular directions holding ``energy`` (in (0, 1]) of its squared Frobenius norm.
     Every class needs at least 2 samples. Returns a :class:`SubspaceOverlap`.
+
+    The random-subspace ``chance`` level is a poor reference when every class shares one mean direction
+    (raw activations): then each class's top direction is nearly the same and the overlap is high for any
+    labelling. :func:`overlap_null` gives the label-shuffle reference; ``center="class"`` measures the
+    within-class subspaces (class means removed).
     """
     if rank is not None:
         rank = as_positive_int("rank", rank)
     energy = as_fraction("energy", energy, closed_right=True)
-    Z, partition, G = labelled_gram(Z, labels, center=center, normalize=normalize, min_class_size=2)
+    Z, partition, G = labelled_gram(Z, labels, center=center, scale=scale, normalize=normalize, min_class_size=2)
     matrix, ranks = overlap_from_gram(G, partition, rank, energy)
     chance = np.minimum(np.maximum(ranks[..., :, None], ranks[..., None, :]) / Z.shape[-2], 1.0)
     return SubspaceOverlap(matrix=matrix, classes=partition.classes, ranks=ranks, chance=chance)
+
+
+@dataclass(frozen=True)
+class OverlapNull:
+    r"""Mean off-diagonal overlap against its label-shuffle null; shapes ``(...)`` = ``Z.shape[:-2]``.
+
+    ``null`` (…, n_permutations); ``p_lower`` = :math:`(1 + \#\{\text{null} \le \text{observed}\})/(1+n)`:
+    small when the classes are *more* orthogonal than shuffled classes of the same sizes; ``excess`` =
+    observed − mean(null) (negative: more orthogonal than chance groupings).
+    """
+
+    observed: np.ndarray
+    null: np.ndarray
+    p_lower: np.ndarray
+    excess: np.ndarray
+
+
+def overlap_null(Z, labels, n_permutations=200, seed=0, *, rank=None, energy=0.9, within=None, center=False,
+                 scale=None):
+    """Label-shuffle null of the mean off-diagonal subspace overlap (``center="class"`` recentres per shuffle)."""
+    if rank is not None:
+        rank = as_positive_int("rank", rank)
+    energy = as_fraction("energy", energy, closed_right=True)
+    n_permutations = as_positive_int("n_permutations", n_permutations)
+    class_centred = as_center(center) == "class"
+    Z, partition, G = labelled_gram(Z, labels, center=False if class_centred else center, scale=scale,
+                                    min_class_size=2)
+    observed = mean_offdiagonal(overlap_from_gram(G, partition, rank, energy, class_centred=class_centred)[0])
+    relabellings = permutation_indices(Z.shape[-1], n_permutations, seed, within=within)
+    null = np.empty(observed.shape + (n_permutations,))
+    per_set = observed.size * partition.n_samples**2 * 4
+    for chunk in chunk_slices(n_permutations, per_set):
+        index = relabellings[chunk][:, partition.index]
+        matrix = overlap_from_gram(G, partition, rank, energy, index, class_centred=class_centred)[0]
+        null[..., chunk] = mean_offdiagonal(matrix)
+    p_lower = (1.0 + (null <= observed[..., None]).sum(axis=-1)) / (1.0 + n_permutations)
+    return OverlapNull(observed=observed, null=null, p_lower=p_lower, excess=observed - null.mean(axis=-1))

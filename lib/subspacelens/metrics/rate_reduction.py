@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import as_eps, as_eps_values
+from ._checks import as_eps, as_eps_values, as_samples
 from .coding_rate import rate_curve_from_eigenvalues, rate_from_product
 from .gram import clamped_eigvalsh, principal_blocks, second_moment
 from .labels import labelled_gram
+from .transforms import as_center
 
 
 @dataclass(frozen=True)
@@ -67,25 +68,60 @@ def rate_reduction_from_gram(Z, G, partition, eps):
     return RateReduction(R=R, Rc=Rc, delta_R=R - Rc)
 
 
-def rate_reduction(Z, labels, eps=0.5, *, center=False, normalize=False):
+def rate_reduction(Z, labels, eps=0.5, *, center=False, scale=None, normalize=False):
     r"""Rate reduction of ``Z`` (``(..., d, N)``) under ``labels`` (length N): fields ``R``, ``Rc``, ``delta_R``.
 
     :math:`\alpha_j = d/(N_j\varepsilon^2)` for class j. A single class gives :math:`\Delta R = 0` exactly
     when N ≤ d (R and the one class block are the same Gram), to rounding otherwise.
+
+    ``scale="rms"`` (the book's primary statistic) measures ε relative to the slice's RMS column norm, so
+    ΔR is invariant to :math:`Z \to cZ`; the raw statistic (``scale=None``, the blog's) is not.
+    ``center="class"`` subtracts every class's own mean first: what is left of ΔR is within-class geometry.
+
+    Holds by construction: for labels whose classes nest in a coarser labelling, fine ΔR ≥ coarse ΔR
+    for *any* data (see :func:`rate_reduction_split` and the validation chapter): :math:`R_c` of the fine
+    labels is a size-weighted mean of :math:`\tfrac12\log\det(I + \tfrac{d}{\varepsilon^2}\hat S_j)` over
+    the fine classes inside each coarse class, a concave function of the class second moments
+    :math:`\hat S_j = Z_j Z_j^\top / N_j`, so by Jensen it is at most the coarse class's rate.
     """
     eps = as_eps(eps)
-    Z, partition, G = labelled_gram(Z, labels, center=center, normalize=normalize)
+    Z, partition, G = labelled_gram(Z, labels, center=center, scale=scale, normalize=normalize)
     return rate_reduction_from_gram(Z, G, partition, eps)
 
 
-def rate_reduction_curve(Z, labels, eps_values, *, center=False, normalize=False):
+@dataclass(frozen=True)
+class RateReductionSplit:
+    r"""ΔR split into the part carried by the class means and the part left in the within-class geometry.
+
+    ``geometry = ΔR(class-centred Z)``; ``means = ΔR(Z) − geometry``; ``total = ΔR(Z)``; all at one precision
+    (the scale is fixed before class-centring, :mod:`.transforms`). An additive split by definition, not an
+    orthogonal decomposition: ``means`` can be negative when centring raises the class rates' share.
+    """
+
+    total: np.ndarray
+    means: np.ndarray
+    geometry: np.ndarray
+
+
+def rate_reduction_split(Z, labels, eps=0.5, *, center=False, scale=None):
+    """:class:`RateReductionSplit` of ``Z`` under ``labels`` (``center`` False/True applies before the split)."""
+    if as_center(center) == "class":
+        raise ValueError("center: the split compares raw and class-centred ΔR itself; pass center=False or True")
+    total = rate_reduction(Z, labels, eps, center=center, scale=scale).delta_R
+    if center:  # global centring first, then the same scale, then class means removed
+        Z = as_samples(Z, center=True)
+    geometry = rate_reduction(Z, labels, eps, center="class", scale=scale).delta_R
+    return RateReductionSplit(total=total, means=total - geometry, geometry=geometry)
+
+
+def rate_reduction_curve(Z, labels, eps_values, *, center=False, scale=None, normalize=False):
     r"""``rate_reduction`` for every ε in ``eps_values`` from one eigendecomposition per matrix.
 
     Each rate is :math:`\tfrac12\sum_i\log(1+\alpha(\varepsilon)\lambda_i)` with clamped eigenvalues of the
     total and class Grams. Fields have shape ``(..., len(eps_values))``.
     """
     eps_values = as_eps_values(eps_values)
-    Z, partition, G = labelled_gram(Z, labels, center=center, normalize=normalize)
+    Z, partition, G = labelled_gram(Z, labels, center=center, scale=scale, normalize=normalize)
     d, n_samples = Z.shape[-2:]
     R = rate_curve_from_eigenvalues(clamped_eigvalsh(total_product(Z, G)), d, n_samples, eps_values)
 
