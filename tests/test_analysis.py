@@ -230,3 +230,76 @@ def test_bad_arguments(ds):
         analysis.profile(ds, "delta_R")
     with pytest.raises(ValueError, match="cache"):
         analysis.open_dataset(42)
+
+
+def test_profile_validates_its_arguments_and_names_valid_values(ds):
+    for kwargs, name in [({"level": 1.5, "n_boot": 3}, "level"), ({"level": 0}, "level"), ({"n_boot": 0.5}, "n_boot"),
+                         ({"n_boot": -2}, "n_boot"), ({"steps": [7]}, "steps"), ({"branches": ["cfg"]}, "branches"),
+                         ({"scale": "max"}, "scale"), ({"center": "classes"}, "center"),
+                         ({"resample": "jackknife", "n_boot": 3}, "resample"), ({"interval": "bca", "n_boot": 3}, "interval")]:
+        with pytest.raises(ValueError, match=f"^{name}"):
+            analysis.profile(ds, "delta_R", "coarse", **kwargs)
+    with pytest.raises(ValueError, match=r"valid values: \[0, 13\]"):
+        analysis.profile(ds, "delta_R", "coarse", steps=[5])
+    with pytest.raises(ValueError, match="^caches"):
+        analysis.sweep_profile([], "delta_R", "coarse")
+
+
+def test_profile_attrs_record_how_it_was_made(ds):
+    prof = analysis.profile(ds, "delta_R", "fine", scale="rms", center="class", n_boot=3, seed=4, steps=[0])
+    assert {k: prof.attrs[k] for k in ("scale", "center", "resample", "seed", "n_boot")} == {
+        "scale": "rms", "center": "class", "resample": "cluster", "seed": 4, "n_boot": 3}
+
+
+def test_rms_profile_is_invariant_to_the_activation_scale(ds):
+    scaled = ds.copy()
+    scaled["activations"] = ds["activations"] * 37.0
+    a = analysis.profile(ds, "delta_R", "fine", scale="rms", steps=[0])["value"]
+    b = analysis.profile(scaled, "delta_R", "fine", scale="rms", steps=[0])["value"]
+    np.testing.assert_allclose(b, a, rtol=1e-6)  # float32 activations
+    raw = analysis.profile(scaled, "delta_R", "fine", steps=[0])["value"]
+    assert (raw > 1.5 * analysis.profile(ds, "delta_R", "fine", steps=[0])["value"]).all()
+
+
+def test_restricted_permutation_profile_and_p_adjustment(ds):
+    free = analysis.permutation_profile(ds, "fine", n_permutations=50, steps=[13], branches=["cond"], scale="rms")
+    within = analysis.permutation_profile(ds, "fine", n_permutations=50, steps=[13], branches=["cond"], scale="rms",
+                                          within="category")
+    assert within.attrs["within"] == "category" and within.attrs["p_adjust"] == "bh"
+    last = {"layer": -1}
+    assert (within["null_mean"].isel(last) > free["null_mean"].isel(last)).all()  # category structure stays in it
+    assert (within["p_adjusted"] >= within["p_value"] - 1e-12).all()
+
+
+def test_split_profile_adds_up(ds):
+    split = analysis.split_profile(ds, "coarse", scale="rms", steps=[0])
+    np.testing.assert_allclose(split["means"] + split["geometry"], split["total"], rtol=1e-10)
+    direct = analysis.profile(ds, "delta_R", "coarse", scale="rms", center="class", steps=[0])["value"]
+    np.testing.assert_allclose(split["geometry"], direct, rtol=1e-10)
+
+
+def test_overlap_null_profile(ds):
+    result = analysis.overlap_null_profile(ds, "coarse", n_permutations=20, rank=3, steps=[0], branches=["cond"])
+    # planted category subspaces (strong at the last block) are more orthogonal than shuffled groups
+    assert (result["excess"].isel(layer=-1) < 0).all()
+
+
+def test_derived_intervals(ds):
+    prof = analysis.profile(ds, "delta_R", "coarse", n_boot=30, keep_samples=True, steps=[13], branches=["cond"],
+                            scale="rms")
+    ratio = analysis.block_ratio(prof)
+    assert (ratio["low"] <= ratio["estimate"]).all() and (ratio["estimate"] <= ratio["high"]).all()
+    trend = analysis.depth_trend(prof)
+    assert (trend["low"] > 0.5).all()  # ΔR grows with depth in the synthetic cache
+    peak = analysis.landmark(prof, "max")
+    assert int(peak["estimate"].item()) == int(prof["value"].argmax("layer").item())
+    with pytest.raises(ValueError, match="^prof"):
+        analysis.block_ratio(analysis.profile(ds, "delta_R", "coarse", steps=[13]))
+
+
+def test_sample_size_curve(ds):
+    curve = analysis.sample_size_curve(ds, "delta_R", "coarse", per_class=(2, 8), n_repeats=3, layers=[0, 5])
+    assert curve["mean"].dims == ("per_class", "layer")
+    assert curve["value"].sel(per_class=8).std("repeat").max() < 1e-9  # all 8 seeds: every draw is the full cache
+    with pytest.raises(ValueError, match="^per_class"):
+        analysis.sample_size_curve(ds, "delta_R", "coarse", per_class=(9,))

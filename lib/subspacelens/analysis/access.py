@@ -91,8 +91,8 @@ def select(ds, *, steps=None, branches=None, layers=None):
     for name, dim, wanted in (("steps", "step", steps), ("branches", "branch", branches), ("layers", "layer", layers)):
         if wanted is None:
             continue
-        wanted = list(np.atleast_1d(wanted))
-        valid = list(ds[dim].values)
+        wanted = np.atleast_1d(wanted).tolist()
+        valid = ds[dim].values.tolist()
         missing = [w for w in wanted if w not in valid]
         if missing or not wanted:
             raise ValueError(f"{name}: {missing or wanted!r} not in the cache; valid values: {valid}")
