@@ -260,3 +260,28 @@ def sparse_codes(
     support = np.argsort(rng.random((m, n)), axis=0)[:n_active]  # n_active distinct atoms per column
     codes[support, np.arange(n)] = rng.standard_normal((n_active, n))
     return SparseCodes(Z=dictionary @ codes, codes=codes, dictionary=dictionary, n_active=n_active)
+
+
+def as_cache(Z: np.ndarray, subjects, categories, seeds, *, model: str = "synthetic") -> "xr.Dataset":
+    """Planted samples ``Z`` (``(layer, d, N)``) wrapped as an activation cache (the DESIGN.md schema).
+
+    One denoising step, the ``cond`` branch; ``subjects``, ``categories`` and ``seeds`` (length N) become the
+    sample coordinates, so every :mod:`subspacelens.analysis` helper runs on planted data unchanged.
+    """
+    import xarray as xr
+
+    Z = np.asarray(Z, dtype=np.float64)
+    if Z.ndim != 3:
+        raise ValueError(f"Z: expected shape (layer, d, N), got {Z.shape}")
+    n_layers, d, n = Z.shape
+    for name, values in (("subjects", subjects), ("categories", categories), ("seeds", seeds)):
+        if len(values) != n:
+            raise ValueError(f"{name}: has length {len(values)} but Z has N={n} columns")
+    activations = np.moveaxis(Z, -1, 0)[:, :, None, None, :]  # (sample, layer, step, branch, feature)
+    return xr.Dataset(
+        {"activations": (("sample", "layer", "step", "branch", "feature"), activations)},
+        coords={"sample": np.arange(n), "subject": ("sample", np.asarray(subjects).astype(str)),
+                "category": ("sample", np.asarray(categories).astype(str)), "seed": ("sample", np.asarray(seeds)),
+                "layer": np.arange(n_layers), "step": [0], "branch": ["cond"], "feature": np.arange(d)},
+        attrs={"model": model, "guidance_scale": float("nan"), "num_layers_total": n_layers},
+    )

@@ -197,3 +197,40 @@ def plot_eps_curves(table: pd.DataFrame, eps: float) -> Figure:
     right.legend(title="θ (degrees)", fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
+
+
+def plot_scale_confound(table: pd.DataFrame, predicted_slope: float) -> Figure:
+    """ΔR against the factor c that multiplies Z, raw (absolute ε) and scale-aware (ε relative to RMS norm).
+
+    Columns: ``c``, ``statistic`` (hue), ``delta_R``. The dashed line is the predicted asymptote
+    ``ΔR(1) + predicted_slope · log c`` of the raw statistic.
+    """
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    sns.lineplot(data=table, x="c", y="delta_R", hue="statistic", marker="o", ax=ax,
+                 palette={"raw (absolute ε)": color("fine"), "scale-aware (ε × RMS norm)": color("coarse")})
+    raw = table[table.statistic == "raw (absolute ε)"].set_index("c").delta_R
+    c = np.asarray(raw.index)
+    ax.plot(c, raw.loc[1.0] + predicted_slope * np.log(c), ls="--", color=color("reference"),
+            label=f"predicted slope {predicted_slope:.0f} · log c")
+    ax.set(xscale="log", xlabel="activations multiplied by c", ylabel=r"$\Delta R$ (nats)",
+           title="Raw ΔR measures the activation scale")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_sample_size(curves: pd.DataFrame) -> Figure:
+    """Metric mean and 95 % spread over seed subsets against images per class, one panel per (metric, d).
+
+    Columns: ``per_class``, ``mean``, ``low``, ``high``, ``panel``.
+    """
+    panels = list(dict.fromkeys(curves.panel))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.2), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        part = curves[curves.panel == panel]
+        ax.plot(part.per_class, part["mean"], marker="o", color=color("fine"))
+        ax.fill_between(part.per_class, part.low, part.high, color=color("fine"), alpha=0.25)
+        ax.set(title=panel, xlabel="images per class")
+    axes[0][0].set_ylabel("value (mean, 95 % of subsets)")
+    fig.tight_layout()
+    return fig
