@@ -24,7 +24,16 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from subspacelens.cache import CacheSpec, CacheWriter, batch_slices, cache_status, shard_batches
+from subspacelens.cache import (
+    CacheSpec,
+    CacheWriter,
+    batch_slices,
+    cache_status,
+    forget_batches,
+    shard_batches,
+    store_lock,
+    verify_cache,
+)
 from subspacelens.capture.adapters import ModelAdapter, adapter_for
 from subspacelens.capture.hooks import BlockRecord, TraceBlocks, parse_layers, parse_steps
 from subspacelens.capture.loading import load_pipeline, torch_dtype
@@ -259,6 +268,7 @@ def run_capture(
     *,
     pipeline: Any | None = None,
     progress: bool = True,
+    verify_hashes: bool = False,
     **overrides: Any,
 ) -> Path:
     """Capture block activations into the zarr store ``out`` and return its path.
@@ -266,7 +276,9 @@ def run_capture(
     ``config`` fields may also be given as keyword ``overrides``. ``pipeline``: an already-built pipeline
     to use instead of loading ``config.model`` (which is then only recorded). Parameters are validated
     and the model loaded before anything is written. An existing store with the same configuration hash
-    is resumed (or returned at once when complete); one with another hash is refused.
+    is resumed (or returned at once when complete); one with another hash is refused. Batches whose chunk
+    files no longer match their recorded sizes (and SHA-256, with ``verify_hashes=True``) are recomputed.
+    The store's write lock is held throughout: a second capture to the same ``out`` is refused.
     """
     config = (config or CaptureConfig()).with_(**overrides)
     if out is None:
@@ -275,10 +287,20 @@ def run_capture(
     validate(config)
     pipe = pipeline if pipeline is not None else load_pipeline(config.model, dtype=config.model_dtype, device=config.device)
     spec, call = plan(config, pipe)
+    with store_lock(out):
+        _fill_store(out, spec, call, pipe, progress=progress, verify_hashes=verify_hashes)
+    return out
+
+
+def _fill_store(out: Path, spec: CacheSpec, call: dict, pipe: Any, *, progress: bool, verify_hashes: bool) -> None:
+    """Create or resume the store, recompute the batches found damaged, generate every missing batch."""
     writer = CacheWriter.open(out, spec)
+    damaged = verify_cache(out, hashes=verify_hashes).damaged
+    if damaged:
+        forget_batches(out, [damage.batch for damage in damaged])
     status = cache_status(out)
     if status["complete"]:
-        return out
+        return
     todo = writer.todo_batches()
     slices = spec.batches()
     mine = spec.my_batches()
@@ -313,7 +335,6 @@ def run_capture(
     finally:
         bar.close()
     writer.finalize()
-    return out
 
 
 def _check_timesteps(trace: TraceBlocks, spec: CacheSpec) -> None:
