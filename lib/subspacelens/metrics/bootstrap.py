@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import as_eps, as_fraction, as_positive_int, preprocess
+from ._checks import as_eps, as_fraction, as_positive_int, check_choice, check_level, check_n_boot, preprocess
 from .coding_rate import rate_from_product
 from .gram import center_gram, chunk_slices, normalize_gram, principal_blocks, second_moment
 from .labels import labelled_gram, sorted_partition
@@ -80,10 +80,9 @@ def bootstrap_ci(
     rate statistics, ``rank``/``energy`` to the overlap (as in :func:`subspace_overlap`). Deterministic
     under ``seed``; the same resamples serve every slice of a batched ``Z``.
     """
-    if statistic not in STATISTICS:
-        raise ValueError(f"statistic: expected one of {STATISTICS}, got {statistic!r}")
-    n_boot = as_positive_int("n_boot", n_boot)
-    level = as_fraction("level", level, closed_right=False)
+    check_choice("statistic", statistic, STATISTICS)
+    n_boot = check_n_boot(n_boot)
+    level = check_level(level)
     eps = as_eps(eps)
     if rank is not None:
         rank = as_positive_int("rank", rank)
