@@ -36,14 +36,16 @@ from subspacelens.cache import (
 )
 from subspacelens.capture.adapters import ModelAdapter, adapter_for
 from subspacelens.capture.hooks import BlockRecord, TraceBlocks, parse_layers, parse_steps
-from subspacelens.capture.loading import load_pipeline, torch_dtype
+from subspacelens.capture.loading import check_device, load_pipeline, torch_dtype
+from subspacelens.capture.vocabulary import check_vocabulary
 from subspacelens.paths import resolve
 from subspacelens.prompts import load_prompt_set
 
 
 @dataclass(frozen=True)
 class CaptureConfig:
-    """Every parameter of a capture. All but ``shard_index``/``num_shards`` enter the config hash."""
+    """Every parameter of a capture. All but ``shard_index``/``num_shards``/``allow_unknown_tokens`` enter
+    the config hash."""
 
     model: str = "data/models/organism"  # hub id or local pipeline folder
     prompt_set: str = "v2"
@@ -64,6 +66,7 @@ class CaptureConfig:
     negative_prompt: str = ""
     shard_index: int = 0
     num_shards: int = 1
+    allow_unknown_tokens: bool = False  # capture prompts with words the tokenizer does not know (warn, not refuse)
 
     def with_(self, **changes: Any) -> CaptureConfig:
         return replace(self, **changes)
@@ -112,6 +115,9 @@ def validate(config: CaptureConfig) -> pd.DataFrame:
         raise ValueError("token_layers, token_steps: give both or neither")
     torch_dtype(config.dtype)
     torch_dtype(config.model_dtype)
+    check_device(config.device)
+    if not isinstance(config.allow_unknown_tokens, bool):
+        raise ValueError(f"allow_unknown_tokens: must be True or False, got {config.allow_unknown_tokens!r}")
     for name in ("height", "width"):
         value = getattr(config, name)
         if value is not None:
@@ -158,7 +164,9 @@ def plan(config: CaptureConfig, pipe: Any) -> tuple[CacheSpec, dict]:
     cfg = config.guidance_scale > 1.0
     branches = tuple(adapter.cfg_layout) if cfg else ("cond",)
     hashed = {
-        k: v for k, v in asdict(config).items() if k not in ("layers", "steps", "token_layers", "token_steps", "seeds")
+        k: v
+        for k, v in asdict(config).items()
+        if k not in ("layers", "steps", "token_layers", "token_steps", "seeds", "allow_unknown_tokens")
     }
     hashed.update(
         layers=layers,
@@ -278,7 +286,9 @@ def run_capture(
     and the model loaded before anything is written. An existing store with the same configuration hash
     is resumed (or returned at once when complete); one with another hash is refused. Batches whose chunk
     files no longer match their recorded sizes (and SHA-256, with ``verify_hashes=True``) are recomputed.
-    The store's write lock is held throughout: a second capture to the same ``out`` is refused.
+    The store's write lock is held throughout: a second capture to the same ``out`` is refused. Prompts
+    with words the model's tokenizer does not know are refused (warned about with
+    ``allow_unknown_tokens=True``) before anything is written.
     """
     config = (config or CaptureConfig()).with_(**overrides)
     if out is None:
@@ -287,6 +297,8 @@ def run_capture(
     validate(config)
     pipe = pipeline if pipeline is not None else load_pipeline(config.model, dtype=config.model_dtype, device=config.device)
     spec, call = plan(config, pipe)
+    prompts = [*spec.samples["prompt"], *([config.negative_prompt] if config.negative_prompt else [])]
+    check_vocabulary(pipe.tokenizer, prompts, allow_unknown_tokens=config.allow_unknown_tokens)
     with store_lock(out):
         _fill_store(out, spec, call, pipe, progress=progress, verify_hashes=verify_hashes)
     return out
