@@ -432,9 +432,12 @@ def verify_cache(path: str | os.PathLike, *, hashes: bool = False) -> VerifyRepo
     recorded in its marker; an unreadable marker makes its batch damaged."""
     path = resolve(path)
     attrs = _read_attrs(path)
-    slices = batch_slices(int(zarr.open_group(str(path), mode="r", zarr_format=2)["sample"].shape[0]), int(attrs["batch_size"]))
+    markers = sorted(_marker_dir(path).glob("batch-*.json"))
+    if markers:
+        n_samples = zarr.open_group(str(path), mode="r", zarr_format=2)["sample"].shape[0]
+        slices = batch_slices(int(n_samples), int(attrs["batch_size"]))
     intact, damaged, unrecorded = [], [], []
-    for file in sorted(_marker_dir(path).glob("batch-*.json")):
+    for file in markers:
         batch = int(file.stem.removeprefix("batch-"))
         region = slices[batch]
         try:
