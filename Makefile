@@ -39,8 +39,10 @@ CAPTURE_PARAMS := $(PARAMS_DIR)/capturing_activations.yaml $(wildcard $(PARAMS_D
 CAPTURE_RUNS := $(patsubst $(PARAMS_DIR)/%.yaml,build/$(PARAMS_SET)/captures/%.ipynb,$(CAPTURE_PARAMS))
 
 # Execute notebooks/$(1).md with parameters $(2) into $(3): papermill writes to a temporary file that
-# replaces $(3) only when every cell ran, so a failed run never leaves a half-written chapter.
+# replaces $(3) only when every cell ran, so a failed run never leaves a half-written chapter. First
+# every key of $(2) is checked against the chapter's `parameters` cell: papermill would ignore a typo.
 define execute_notebook
+	$(BIN)/python -m subspacelens check-params notebooks/$(1).md $(2)
 	@mkdir -p $(dir $(3)) build/tmp
 	$(BIN)/jupytext --to ipynb --output - notebooks/$(1).md \
 		| $(BIN)/papermill - build/tmp/$(notdir $(3)) -f $(2) $(4) --cwd $(CURDIR) --progress-bar
@@ -107,7 +109,7 @@ smoke: $(INSTALLED)
 # make chapter NB=controls PARAMS=my-params.yaml: executes into build/chapters/, the book stays as it is.
 chapter: $(INSTALLED)
 	@test -n "$(NB)" -a -f "notebooks/$(NB).md" || { echo "NB must name a chapter in notebooks/ (got '$(NB)'); one of: $(CHAPTERS)"; exit 2; }
-	@test -f "$(or $(PARAMS),$(PARAMS_DIR)/$(NB).yaml)" || { echo "PARAMS file '$(PARAMS)' not found"; exit 2; }
+	@test -f "$(or $(PARAMS),$(PARAMS_DIR)/$(NB).yaml)" || { echo "no parameter file $(or $(PARAMS),$(PARAMS_DIR)/$(NB).yaml)$(if $(PARAMS),, for chapter '$(NB)'): give PARAMS=<yaml>, or create it (a forked chapter: copy the original's $(PARAMS_DIR)/<chapter>.yaml there)"; exit 2; }
 	$(call execute_notebook,$(NB),$(or $(PARAMS),$(PARAMS_DIR)/$(NB).yaml),build/chapters/$(NB).ipynb)
 	@echo "executed: build/chapters/$(NB).ipynb"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,13 +21,17 @@ from hypothesis import strategies as st
 
 from subspacelens import cache as cache_mod
 from subspacelens.cache import (
+    CacheLockedError,
     CacheMismatchError,
+    DamagedCacheError,
     IncompleteCacheError,
     batch_slices,
     cache_status,
     merge_shards,
     open_cache,
     shard_batches,
+    store_lock,
+    verify_cache,
 )
 from subspacelens.capture import ModelNotFoundError, run_capture
 
@@ -174,7 +179,7 @@ def test_two_shard_processes_merge_to_the_single_run_store(reference, tiny_confi
     with pytest.raises(IncompleteCacheError, match="shard 0 of 2"):
         open_cache(shards[0])
     assert open_cache(shards[1], allow_incomplete=True).sizes["sample"] == 4
-    with pytest.raises(ValueError, match="shards 0..0"):
+    with pytest.raises(ValueError, match=r"shard\(s\) \[1\] of 2 missing"):
         merge_shards(shards[:1], tmp_path / "bad.zarr")
     merged = merge_shards(shards, tmp_path / "merged.zarr")
     assert_same_store(reference, merged)
@@ -267,3 +272,113 @@ def test_cached_latents_decode_to_images(reference, tiny_pipe):
     images = decode_latents(tiny_pipe, open_cache(reference).latents.isel(sample=slice(0, 3)))
     assert images.shape == (3, 3, 16, 16) and images.dtype == np.float32
     assert images.min() >= -1 and images.max() <= 1
+
+
+# --- integrity: damaged chunks, markers, locks, leftovers ---------------------------------------
+
+def _damage(store: Path, how: str) -> None:
+    """Damage batch 1 (samples 4..7) of a 3-batch store the way a bad copy or disk would."""
+    chunk = store / "activations" / "1.0.1.1.0"
+    data = chunk.read_bytes()
+    if how == "truncate":
+        chunk.write_bytes(data[: len(data) // 2])
+    elif how == "delete":
+        chunk.unlink()
+    elif how == "flip":
+        chunk.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    elif how == "marker":
+        (store / "progress" / "batch-000001.json").write_text('{"batch": 1, "sta')
+
+
+def _count_generations(monkeypatch, pipe) -> list:
+    calls = []
+    original_call = type(pipe).__call__
+    monkeypatch.setattr(type(pipe), "__call__", lambda self, *a, **k: calls.append(1) or original_call(self, *a, **k))
+    return calls
+
+
+@pytest.mark.parametrize("how", ["truncate", "delete", "marker"])
+def test_a_damaged_batch_is_refused_on_open_and_exactly_it_is_recomputed(
+    reference, tiny_pipe, tiny_config, tmp_path, monkeypatch, how
+):
+    store = Path(shutil.copytree(reference, tmp_path / "copy.zarr"))
+    _damage(store, how)
+    with pytest.raises(DamagedCacheError, match=r"batch 1 \(samples 4\.\.7\)"):
+        open_cache(store)
+    assert list(open_cache(store, allow_incomplete=True).sample.values) == [0, 1, 2, 3, 8, 9, 10, 11]
+    report = verify_cache(store)
+    assert [d.batch for d in report.damaged] == [1] and report.intact == (0, 2)
+    calls = _count_generations(monkeypatch, tiny_pipe)
+    run_capture(tiny_config, store, pipeline=tiny_pipe, progress=False)
+    assert len(calls) == 1  # only the damaged batch
+    assert_same_store(reference, store)
+
+
+def test_a_corrupt_marker_is_named(reference, tmp_path):
+    store = Path(shutil.copytree(reference, tmp_path / "copy.zarr"))
+    _damage(store, "marker")
+    with pytest.raises(DamagedCacheError, match=r"progress/batch-000001\.json: corrupt progress marker"):
+        cache_status(store)
+
+
+def test_altered_bytes_are_found_by_hashes_on_request(reference, tiny_pipe, tiny_config, tmp_path, monkeypatch):
+    store = Path(shutil.copytree(reference, tmp_path / "copy.zarr"))
+    _damage(store, "flip")
+    assert verify_cache(store).ok  # sizes are unchanged
+    with pytest.raises(DamagedCacheError, match=r"activations/1\.0\.1\.1\.0 has changed"):
+        open_cache(store, verify_hashes=True)
+    calls = _count_generations(monkeypatch, tiny_pipe)
+    run_capture(tiny_config, store, pipeline=tiny_pipe, progress=False, verify_hashes=True)
+    assert len(calls) == 1
+    assert_same_store(reference, store)
+
+
+def test_verify_command_reports_damage_by_batch_and_sample_range(reference, tmp_path):
+    store = Path(shutil.copytree(reference, tmp_path / "copy.zarr"))
+    verify = [sys.executable, "-m", "subspacelens", "verify", str(store)]
+    env = {**os.environ, "PYTHONPATH": str(Path(cache_mod.__file__).parents[1])}
+    intact = subprocess.run(verify, capture_output=True, text=True, env=env)
+    assert intact.returncode == 0 and "3 batches intact, 0 damaged (sizes and SHA-256 checked)" in intact.stdout
+    _damage(store, "flip")
+    damaged = subprocess.run(verify, capture_output=True, text=True, env=env)
+    assert damaged.returncode == 1
+    assert "batch 1 (samples 4..7): activations/1.0.1.1.0 has changed" in damaged.stdout
+    missing = subprocess.run([*verify[:-1], str(tmp_path / "nowhere.zarr")], capture_output=True, text=True, env=env)
+    assert missing.returncode == 2 and "no store at" in missing.stderr
+
+
+def test_a_second_capture_to_the_same_store_is_refused_clearly(tiny_pipe, tiny_config, tmp_path):
+    out = tmp_path / "locked.zarr"
+    with store_lock(out):
+        with pytest.raises(CacheLockedError, match=r"locked\.zarr is being written by pid \d+"):
+            run_capture(tiny_config, out, pipeline=tiny_pipe, progress=False)
+    assert not out.exists()
+
+
+def test_two_captures_started_together_do_not_collide(reference, tiny_config, tmp_path):
+    out = tmp_path / "together.zarr"
+    procs = [subprocess.Popen(_worker(tmp_path, tiny_config, out), stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    assert any(rc == 0 for rc, _ in results)
+    for rc, err in results:
+        assert rc == 0 or "CacheLockedError" in err and "is being written by" in err, err
+    assert_same_store(reference, out)
+
+
+def test_a_leftover_partial_store_is_removed(reference, tiny_pipe, tiny_config, tmp_path):
+    out = tmp_path / "fresh.zarr"
+    leftover = tmp_path / ".fresh.zarr.partial-0badc0de"
+    (leftover / "activations").mkdir(parents=True)
+    run_capture(tiny_config, out, pipeline=tiny_pipe, progress=False)
+    assert not leftover.exists()
+    assert_same_store(reference, out)
+
+
+def test_merge_names_a_missing_shard_and_a_missing_path(tiny_pipe, tiny_config, tmp_path):
+    shards = {i: run_capture(tiny_config.with_(shard_index=i, num_shards=3), tmp_path / f"s{i}.zarr",
+                             pipeline=tiny_pipe, progress=False) for i in (0, 2)}
+    with pytest.raises(ValueError, match=r"shard\(s\) \[1\] of 3 missing; given shards \[0, 2\]"):
+        merge_shards([shards[0], shards[2]], tmp_path / "merged.zarr")
+    with pytest.raises(FileNotFoundError, match=r"shards: no store at .*s1\.zarr"):
+        merge_shards([shards[0], tmp_path / "s1.zarr", shards[2]], tmp_path / "merged.zarr")
+    assert not (tmp_path / "merged.zarr").exists()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
+from subspacelens.cache import open_cache
 from subspacelens.capture import (
     ModelNotFoundError,
     PixArtAdapter,
@@ -13,6 +15,7 @@ from subspacelens.capture import (
     load_pipeline,
     parse_layers,
     parse_steps,
+    run_capture,
     run_with_cache,
 )
 
@@ -201,3 +204,42 @@ def test_a_saved_pipeline_folder_loads_with_safetensors(tiny_pipe, tmp_path):
     with TraceBlocks(tiny_pipe, [1], [2]) as b:
         _generate(tiny_pipe)
     torch.testing.assert_close(a.cache["blocks.1", 2, "cond"], b.cache["blocks.1", 2, "cond"])
+
+
+def test_a_local_path_with_a_typo_says_no_such_folder_before_the_hub_advice(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(ModelNotFoundError, match=r"^model 'data/modles': no such folder \S+/data/modles "
+                       r"\(in \S+/data: did you mean 'models'\?\)\. As a hub id it is not available"):
+        load_pipeline("data/modles")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without CUDA")
+def test_cuda_without_cuda_fails_before_the_model_loads(tiny_config, tmp_path):
+    config = tiny_config.with_(model=str(tmp_path / "not-loaded"), device="cuda")
+    with pytest.raises(ValueError, match=r"^device: 'cuda', but CUDA is not available on this machine"):
+        run_capture(config, tmp_path / "x.zarr")
+    with pytest.raises(ValueError, match=r"^device: 'cuda:0', but CUDA is not available"):
+        load_pipeline(tmp_path / "not-loaded", device="cuda:0")
+    with pytest.raises(ValueError, match=r"^device: 'gpu' is not a torch device"):
+        run_capture(config.with_(device="gpu"), tmp_path / "x.zarr")
+    assert not list(tmp_path.iterdir())
+
+
+def test_prompts_outside_the_vocabulary_are_refused_or_warned_about(tiny_pipe, tiny_config, tmp_path):
+    from subspacelens.capture import UnknownTokensWarning, unknown_words
+
+    assert unknown_words(tiny_pipe.tokenizer, ["a giraffe", "a lion", "un café au lait"]) == {
+        "a giraffe": ["giraffe"], "un café au lait": ["un", "café", "au", "lait"]}
+    path = tmp_path / "zoo.yaml"
+    path.write_text('name: zoo\ntemplate: "{subject}"\nseeds: 1\ncategories:\n  animals: [a giraffe, a zebra, a lion]\n')
+    config = tiny_config.with_(prompt_set=str(path), batch_size=3)
+    out = tmp_path / "zoo.zarr"
+    with pytest.raises(ValueError, match=r"^prompts: 2 prompt\(s\) contain words .* \['giraffe', 'zebra'\].*allow_unknown_tokens"):
+        run_capture(config, out, pipeline=tiny_pipe, progress=False)
+    assert not out.exists()
+    with pytest.warns(UnknownTokensWarning, match=r"\['giraffe', 'zebra'\]"):
+        run_capture(config.with_(allow_unknown_tokens=True), out, pipeline=tiny_pipe, progress=False)
+    ds = open_cache(out)
+    # what the refusal protects against: both read as [UNK], so their activations are identical
+    np.testing.assert_array_equal(ds.activations.isel(sample=0).values, ds.activations.isel(sample=1).values)

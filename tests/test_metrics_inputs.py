@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from subspacelens import metrics
+from subspacelens.metrics._checks import check_choice, check_level, check_n_boot
 from subspacelens.metrics.gram import (
     center_gram,
     chunk_slices,
@@ -157,3 +158,110 @@ def test_partition_layout_and_chunks():
     ]
     slices = chunk_slices(10, 2**21)
     assert [(s.start, s.stop) for s in slices] == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10)]
+
+
+# --- inputs that used to give silently wrong numbers or unreadable errors -------------------------
+
+@pytest.mark.parametrize(
+    "labels, match",
+    [
+        (np.r_[LABELS[:-1], None].astype(object), r"^labels: missing \(None or NaN\) at positions \[11\]"),
+        (np.r_[LABELS[:-1], np.nan], r"^labels: missing \(None or NaN\) at positions \[11\]"),
+        (np.array([0, "a"] * 6, dtype=object), r"^labels: cannot be sorted into classes, they mix types \['int', 'str'\]"),
+    ],
+    ids=["None", "NaN", "mixed"],
+)
+@pytest.mark.parametrize("name", sorted(LABELLED))
+def test_missing_or_unsortable_labels_are_named(name, labels, match):
+    with pytest.raises(ValueError, match=match):
+        LABELLED[name](Z, labels)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: metrics.coding_rate(Z, True),
+        lambda: metrics.rate_reduction(Z, LABELS, eps=True),
+        lambda: metrics.bootstrap_ci(Z, LABELS, n_boot=5, eps=True),
+    ],
+)
+def test_boolean_eps_is_refused(call):
+    with pytest.raises(ValueError, match="^eps: expected a positive real number, got the boolean True"):
+        call()
+    with pytest.raises(ValueError, match="^eps_values"):
+        metrics.coding_rate_curve(Z, [True])
+
+
+@pytest.mark.filterwarnings("error")  # no RuntimeWarning on the way: the check comes first
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: metrics.coding_rate(Z, 1e-154), r"^eps: too small for the scale of Z"),
+        (lambda: metrics.coding_rate(Z, 1e-160), r"^eps: 1e-160 is so small that 1/ε² overflows"),
+        (lambda: metrics.rate_reduction(Z, LABELS, 1e-154), r"^eps: too small for the scale of Z"),
+        (lambda: metrics.coding_rate_curve(Z, [0.5, 1e-154]), r"^eps: too small for the scale of Z"),
+        (lambda: metrics.coding_rate_curve(Z, [1e-170]), r"^eps_values: 1e-170 is so small"),
+        (lambda: metrics.bootstrap_ci(Z, LABELS, n_boot=5, eps=1e-154), r"^eps: too small"),
+        (lambda: metrics.coding_rate(Z * 1e160), r"^Z: values up to .* overflow float64"),
+        (lambda: metrics.rate_reduction(Z * 1e160, LABELS), r"^Z: values up to .* overflow float64"),
+        (lambda: metrics.effective_rank(Z * 1e160), r"^Z: values up to .* overflow float64"),
+    ],
+)
+def test_overflowing_rates_are_refused_naming_eps_or_Z(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_a_tiny_but_representable_rate_stays_finite():
+    assert np.isfinite(metrics.coding_rate(Z, 1e-150))
+
+
+def _data_array(dims):
+    import xarray as xr
+
+    values = Z if dims[-2:] == ("feature", "sample") else Z.T
+    return xr.DataArray(values[None] if len(dims) == 3 else values, dims=dims)
+
+
+@pytest.mark.parametrize("dims", [("feature", "sample"), ("sample", "feature"), ("layer", "sample", "feature")])
+def test_a_data_array_is_read_by_its_dims(dims):
+    expected = metrics.coding_rate(Z)
+    np.testing.assert_allclose(metrics.coding_rate(_data_array(dims)), expected if len(dims) == 2 else [expected])
+    np.testing.assert_allclose(metrics.rate_reduction(_data_array(dims), LABELS).delta_R.squeeze(),
+                               metrics.rate_reduction(Z, LABELS).delta_R)
+
+
+@pytest.mark.parametrize("dims", [("layer", "feature"), ("feature", "sample", "step"), ("sample",)])
+def test_a_data_array_without_feature_and_sample_last_is_refused(dims):
+    import xarray as xr
+
+    shape = {"layer": 2, "feature": 8, "sample": 12, "step": 3}
+    Z_xr = xr.DataArray(np.ones([shape[d] for d in dims]), dims=dims)
+    with pytest.raises(ValueError, match=rf"^Z: a DataArray must have last two dims \('feature', 'sample'\).*{dims}"):
+        metrics.coding_rate(Z_xr)
+
+
+@pytest.mark.parametrize(
+    "check, value, match",
+    [
+        (check_level, -0.5, r"^level: expected a number in \(0, 1\), got -0.5"),
+        (check_level, 0, r"^level: expected a number in \(0, 1\)"),
+        (check_level, 1.5, r"^level: expected a number in \(0, 1\), got 1.5"),
+        (check_level, True, r"^level: .*boolean"),
+        (check_n_boot, 0.5, r"^n_boot: expected a positive integer, got 0.5"),
+        (check_n_boot, 0, r"^n_boot: expected a positive integer"),
+        (check_n_boot, True, r"^n_boot: expected a positive integer"),
+    ],
+)
+def test_shared_level_and_n_boot_checks(check, value, match):
+    with pytest.raises(ValueError, match=match):
+        check(value)
+
+
+def test_shared_checks_pass_good_values_and_check_choice_lists_the_valid_ones():
+    assert check_level(0.9) == 0.9 and check_n_boot(np.int64(20)) == 20
+    assert check_choice("branch", "cond", ["uncond", "cond"]) == "cond"
+    with pytest.raises(ValueError, match=r"^branch: expected one of \['uncond', 'cond'\], got 'cnd'"):
+        check_choice("branch", "cnd", ["uncond", "cond"])
+    with pytest.raises(ValueError, match=r"^step: expected one of \[0, 6\], got array"):
+        check_choice("step", np.array([0, 6]), [0, 6])

@@ -108,3 +108,32 @@ def test_unknown_set_lists_the_available_ones():
 def test_subject_label_drops_one_leading_article(article, noun):
     assert subject_label(article + noun) == noun
     assert subject_label(f"  {article}{noun} ") == noun
+
+
+@pytest.mark.parametrize(
+    "fields, match",
+    [
+        ({"categories": "\n  flags: [the flag of France, NO, FR]"},
+         r"line 5: category 'flags': value 'NO' is read by YAML as a bool, not a string; quote it"),
+        ({"categories": "\n  flags: [on, null]"}, r"category 'flags': value 'on' is read by YAML as a bool"),
+        ({"categories": "\n  flags: [a flag, null]"}, r"category 'flags': value 'null' is read by YAML as a null"),
+        ({"categories": "\n  flags: [a flag, 1.5]"}, r"category 'flags': value '1.5' is read by YAML as a float"),
+        ({"categories": "\n  no: [a lion]"}, r"category name 'no' is read by YAML as a bool"),
+        ({"variables": "\n  count: [1, 2]", "template": '"{subject} {count}"'},
+         r"variable 'count': value '1' is read by YAML as a int"),
+        ({"categories": "\n  animals: [[a lion]]"}, r"category 'animals': value holds a nested list \[a lion\]"),
+        ({"categories": "\n  animals: [{a: lion}]"}, r"category 'animals': value holds a nested mapping"),
+        ({"name": "yes"}, r"'name' 'yes' is read by YAML as a bool"),
+        ({"variables": "\n  mood: [calm, wild]"}, r"variables \['mood'\] are not used by the template '\{subject\}'"),
+        ({"variables": "\n  mood: [calm, calm]", "template": '"{subject}, {mood}"'},
+         r"6 samples repeat an earlier one, e.g. prompt 'a lion, calm' at seed 0"),
+    ],
+)
+def test_non_strings_unused_variables_and_duplicates_are_refused(tmp_path, fields, match):
+    with pytest.raises(ValueError, match=match):
+        load_prompt_set(_spec(tmp_path, **fields))
+
+
+def test_quoted_yaml_keywords_are_ordinary_subjects(tmp_path):
+    path = _spec(tmp_path, categories='\n  flags: ["NO", "on"]\n  numbers: ["1.5"]', seeds=1)
+    assert list(load_prompt_set(path).samples["prompt"]) == ["NO", "on", "1.5"]

@@ -1,9 +1,16 @@
-"""Scalar argument checks shared by the metrics and the resampling engine (no package imports, so no cycles)."""
+"""Scalar argument checks shared by the metrics, the analysis layer and the resampling engine.
+
+It imports nothing from the package, so ``subspacelens.stats`` and ``subspacelens.metrics`` can both use it
+without an import cycle. Every check raises a ``ValueError`` whose message starts with the argument's name.
+"""
 
 import numpy as np
 
 
 def _as_real(name, value, expected):
+    """``float(value)``; booleans are refused (``True`` is not the number 1 a caller meant)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}: expected {expected}, got the boolean {value!r}")
     try:
         return float(value)
     except (TypeError, ValueError) as error:
@@ -25,3 +32,25 @@ def as_fraction(name, value, *, closed_right):
         interval = "(0, 1]" if closed_right else "(0, 1)"
         raise ValueError(f"{name}: expected a number in {interval}, got {value!r}")
     return value
+
+
+def check_choice(name, value, choices):
+    """``value`` if it is one of ``choices``; otherwise ``ValueError`` naming ``name`` and listing them."""
+    choices = list(choices)
+    try:
+        known = value in choices
+    except (TypeError, ValueError):  # an array compared element-wise
+        known = False
+    if not known:
+        raise ValueError(f"{name}: expected one of {choices}, got {value!r}")
+    return value
+
+
+def check_n_boot(n_boot):
+    """The number of bootstrap resamples as an int ≥ 1."""
+    return as_positive_int("n_boot", n_boot)
+
+
+def check_level(level):
+    """A confidence level in (0, 1) as a float (0.95 for a 95% interval)."""
+    return as_fraction("level", level, closed_right=False)

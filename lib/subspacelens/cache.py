@@ -20,19 +20,28 @@ Layout of ``<name>.zarr`` (zarr format 2, not consolidated; see DESIGN.md for th
 * ``progress/`` (an empty zarr group): one marker ``batch-<i>.json`` per completed batch, written
   atomically (temp file + rename) only after that batch's chunks are written. A capture killed at any
   point resumes from the markers: a batch without a marker is simply recomputed and overwritten.
+  Each marker records the byte count and SHA-256 of every chunk file of its batch (``chunks``), so a
+  chunk cut short, deleted or altered afterwards is found (:func:`verify_cache`): sizes are checked on
+  every :func:`open_cache`, hashes on request; ``run_capture`` recomputes exactly the damaged batches.
 
 The store is created complete-but-empty (metadata, coords, NaN fill) in a temporary folder and renamed
-into place, so a path either holds a well-formed store or nothing.
+into place, so a path either holds a well-formed store or nothing. Writers hold :func:`store_lock`, so
+two captures to one path never interleave; a temporary folder left by a killed creation is removed by
+the next writer.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import itertools
 import json
 import os
 import shutil
+import socket
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -52,6 +61,7 @@ TOKEN_DIMS = ("sample", "token_layer", "token_step", "branch", "token", "feature
 LATENT_DIMS = ("sample", "channel", "latent_y", "latent_x")
 #: configuration keys that do not enter the hash: every shard of one capture shares its hash.
 UNHASHED_KEYS = ("shard_index", "num_shards")
+DATA_VARS = ("activations", "tokens", "latents")
 _PROGRESS = "progress"
 _PACKAGES = ("subspacelens", "torch", "diffusers", "transformers", "numpy", "xarray", "zarr", "dask")
 
@@ -62,6 +72,14 @@ class CacheMismatchError(ValueError):
 
 class IncompleteCacheError(RuntimeError):
     """The store at this path is not (yet) a complete capture."""
+
+
+class DamagedCacheError(IncompleteCacheError):
+    """Chunks or progress markers of the store changed after they were written (see :func:`verify_cache`)."""
+
+
+class CacheLockedError(RuntimeError):
+    """Another process holds the store's write lock."""
 
 
 def config_hash(config: dict) -> str:
@@ -248,7 +266,8 @@ class CacheWriter:
             if values.shape != expected:
                 raise ValueError(f"{name}: batch {batch} has shape {values.shape}, expected {expected}")
             target[region] = values
-        _write_marker(self.path, batch, {"batch": batch, "start": region.start, "stop": region.stop, "seconds": seconds})
+        info = {"batch": batch, "start": region.start, "stop": region.stop, "seconds": seconds}
+        _write_marker(self.path, batch, info | {"chunks": chunk_records(self.path, region)})
 
     def finalize(self) -> bool:
         """Mark the store complete when all of this shard's batches are done; returns whether it is."""
@@ -274,6 +293,8 @@ def create_store(path: str | os.PathLike, spec: CacheSpec) -> Path:
 
 
 def _read_attrs(path: Path) -> dict:
+    if not path.exists():
+        raise FileNotFoundError(f"no store at {path}")
     try:
         return dict(zarr.open_group(str(path), mode="r", zarr_format=2).attrs)
     except Exception as err:
@@ -307,12 +328,167 @@ def _write_marker(path: Path, batch: int, info: dict) -> None:
     os.replace(tmp, folder / f"batch-{batch:06d}.json")
 
 
+def _read_marker(file: Path) -> dict:
+    """The marker's JSON; :class:`DamagedCacheError` naming the file when it is unreadable."""
+    try:
+        info = json.loads(file.read_text())
+        if int(info["batch"]) != int(file.stem.removeprefix("batch-")):
+            raise ValueError(f"it names batch {info['batch']}")
+    except (ValueError, KeyError, TypeError) as err:
+        raise DamagedCacheError(
+            f"{file}: corrupt progress marker ({type(err).__name__}: {err}); rerun the capture with the same "
+            f"parameters to recompute that batch (`python -m subspacelens verify {file.parent.parent}` lists the damage)"
+        ) from None
+    return info
+
+
 def _markers(path: Path) -> dict[int, dict]:
-    out = {}
-    for f in sorted(_marker_dir(path).glob("batch-*.json")):
-        info = json.loads(f.read_text())
-        out[int(info["batch"])] = info
-    return out
+    return {int(info["batch"]): info for info in map(_read_marker, sorted(_marker_dir(path).glob("batch-*.json")))}
+
+
+def _batch_chunk_keys(group: zarr.Group, region: slice) -> list[str]:
+    """The chunk files (``"<variable>/<i>.<j>…"``) holding samples ``region`` of every data variable."""
+    keys = []
+    for name in DATA_VARS:
+        if name not in group:
+            continue
+        array = group[name]
+        per_dim = [range(-(-size // chunk)) for size, chunk in zip(array.shape, array.chunks)]
+        per_dim[0] = range(region.start // array.chunks[0], -(-region.stop // array.chunks[0]))
+        keys += [f"{name}/" + ".".join(map(str, index)) for index in itertools.product(*per_dim)]
+    return keys
+
+
+def _file_record(file: Path) -> list | None:
+    """``[byte count, SHA-256 hex]`` of a chunk file, ``None`` when zarr left it unwritten (all fill value)."""
+    if not file.is_file():
+        return None
+    return [file.stat().st_size, hashlib.sha256(file.read_bytes()).hexdigest()]
+
+
+def chunk_records(path: str | os.PathLike, region: slice) -> dict[str, list | None]:
+    """Byte count and hash of every chunk file of the samples ``region`` (what a batch marker records)."""
+    path = Path(path)
+    group = zarr.open_group(str(path), mode="r", zarr_format=2)
+    return {key: _file_record(path / key) for key in _batch_chunk_keys(group, region)}
+
+
+def _chunk_problems(path: Path, records: dict[str, list | None], hashes: bool) -> list[str]:
+    problems = []
+    for key, record in records.items():
+        if record is None:
+            continue
+        file = path / key
+        if not file.is_file():
+            problems.append(f"{key} is missing")
+        elif file.stat().st_size != record[0]:
+            problems.append(f"{key} has {file.stat().st_size} bytes, {record[0]} were written")
+        elif hashes and hashlib.sha256(file.read_bytes()).hexdigest() != record[1]:
+            problems.append(f"{key} has changed (SHA-256 differs)")
+    return problems
+
+
+@dataclass(frozen=True)
+class DamagedBatch:
+    """One batch whose chunks or marker no longer match what was written."""
+
+    batch: int
+    start: int
+    stop: int
+    problems: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"batch {self.batch} (samples {self.start}..{self.stop - 1}): {'; '.join(self.problems)}"
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What :func:`verify_cache` found: ``intact`` batches, ``damaged`` ones, and ``unrecorded`` batches
+    (markers written before checksums were recorded, so their chunks cannot be checked)."""
+
+    path: Path
+    intact: tuple[int, ...]
+    damaged: tuple[DamagedBatch, ...]
+    unrecorded: tuple[int, ...]
+    hashes: bool
+
+    @property
+    def ok(self) -> bool:
+        return not self.damaged
+
+    def __str__(self) -> str:
+        checked = "sizes and SHA-256" if self.hashes else "sizes"
+        lines = [f"{self.path}: {len(self.intact)} batches intact, {len(self.damaged)} damaged ({checked} checked)"]
+        lines += [f"  {damage}" for damage in self.damaged]
+        if self.unrecorded:
+            lines.append(f"  batches {list(self.unrecorded)} have no recorded checksums (written by an older version)")
+        if self.damaged:
+            lines.append("  rerun the capture with the same parameters to recompute exactly the damaged batches")
+        return "\n".join(lines)
+
+
+def verify_cache(path: str | os.PathLike, *, hashes: bool = False) -> VerifyReport:
+    """Check every finished batch's chunk files against the byte counts (and, with ``hashes``, the SHA-256)
+    recorded in its marker; an unreadable marker makes its batch damaged."""
+    path = resolve(path)
+    attrs = _read_attrs(path)
+    markers = sorted(_marker_dir(path).glob("batch-*.json"))
+    if markers:
+        n_samples = zarr.open_group(str(path), mode="r", zarr_format=2)["sample"].shape[0]
+        slices = batch_slices(int(n_samples), int(attrs["batch_size"]))
+    intact, damaged, unrecorded = [], [], []
+    for file in markers:
+        batch = int(file.stem.removeprefix("batch-"))
+        region = slices[batch]
+        try:
+            info = _read_marker(file)
+        except DamagedCacheError as err:
+            damaged.append(DamagedBatch(batch, region.start, region.stop, (str(err).split(";")[0],)))
+            continue
+        if "chunks" not in info:
+            unrecorded.append(batch)
+            intact.append(batch)
+            continue
+        problems = _chunk_problems(path, info["chunks"], hashes)
+        if problems:
+            damaged.append(DamagedBatch(batch, region.start, region.stop, tuple(problems)))
+        else:
+            intact.append(batch)
+    return VerifyReport(path, tuple(intact), tuple(damaged), tuple(unrecorded), hashes)
+
+
+def forget_batches(path: str | os.PathLike, batches: Iterable[int]) -> None:
+    """Delete the markers of ``batches`` (and the store's ``complete`` flag) so a capture recomputes them."""
+    path = Path(path)
+    for batch in batches:
+        (_marker_dir(path) / f"batch-{batch:06d}.json").unlink(missing_ok=True)
+    zarr.open_group(str(path), mode="r+", zarr_format=2).attrs.update({"complete": False})
+
+
+@contextlib.contextmanager
+def store_lock(path: str | os.PathLike) -> Iterator[Path]:
+    """Hold the write lock of the store ``path`` (a ``flock`` on ``.<name>.lock`` beside it, released when
+    the holder exits or dies); :class:`CacheLockedError` at once if another process holds it. On entry,
+    temporary ``.<name>.partial-*`` folders left by a killed store creation are removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path.with_name(f".{path.name}.lock")
+    with open(lock, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise CacheLockedError(
+                f"out: {path} is being written by {holder} (lock {lock}); wait for that capture to finish "
+                "(it resumes from the same store) or choose another `out`"
+            ) from None
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        handle.flush()
+        for stale in path.parent.glob(f".{path.name}.partial-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        yield path
 
 
 def done_batches(path: str | os.PathLike) -> set[int]:
@@ -349,24 +525,30 @@ def cache_status(path: str | os.PathLike) -> dict:
     }
 
 
-def open_cache(path: str | os.PathLike, *, allow_incomplete: bool = False) -> xr.Dataset:
+def open_cache(path: str | os.PathLike, *, allow_incomplete: bool = False, verify_hashes: bool = False) -> xr.Dataset:
     """Open a cache lazily (dask-backed data; the small per-sample/step coords are loaded).
 
-    A shard store or an unfinished capture raises :class:`IncompleteCacheError`, unless
-    ``allow_incomplete=True``: then only the samples whose batches are complete are returned.
+    Every finished batch's chunk files are checked against the byte counts recorded when they were written
+    (and their SHA-256 with ``verify_hashes=True``, which reads the whole store). A shard store, an
+    unfinished capture or a damaged store raises :class:`IncompleteCacheError` (:class:`DamagedCacheError`
+    for damage), unless ``allow_incomplete=True``: then only the samples of intact, finished batches are
+    returned.
     """
     path = resolve(path)
     if not path.exists():
         raise FileNotFoundError(f"no activation cache at {path}; run the 'Capturing activations' chapter to make it")
     attrs = _read_attrs(path)
+    report = verify_cache(path, hashes=verify_hashes)
     ds = xr.open_zarr(str(path), consolidated=False, chunks={}, zarr_format=2)
     small = [name for name in ds.coords if name not in ds.dims]
     ds = ds.assign_coords({name: ds[name].compute() for name in small})
-    whole = bool(attrs.get("complete")) and attrs.get("num_shards") == 1
+    whole = bool(attrs.get("complete")) and attrs.get("num_shards") == 1 and report.ok
     if whole:
         return ds
-    status = cache_status(path)
     if not allow_incomplete:
+        if not report.ok:
+            raise DamagedCacheError(f"{report}\n(pass allow_incomplete=True to open the intact samples only)")
+        status = cache_status(path)
         what = (
             f"shard {attrs['shard_index']} of {attrs['num_shards']} (merge the shards with merge_shards)"
             if attrs.get("num_shards", 1) > 1
@@ -377,7 +559,7 @@ def open_cache(path: str | os.PathLike, *, allow_incomplete: bool = False) -> xr
             "pass allow_incomplete=True to open the finished samples only"
         )
     slices = batch_slices(ds.sizes["sample"], int(attrs["batch_size"]))
-    keep = [i for b in sorted(done_batches(path)) for i in range(slices[b].start, slices[b].stop)]
+    keep = [i for b in report.intact for i in range(slices[b].start, slices[b].stop)]
     return ds.isel(sample=keep)
 
 
@@ -390,6 +572,9 @@ def merge_shards(shards: Sequence[str | os.PathLike], out: str | os.PathLike) ->
     paths = [resolve(p) for p in shards]
     if not paths:
         raise ValueError("shards: no shard stores given")
+    missing_paths = [str(p) for p in paths if not p.exists()]
+    if missing_paths:
+        raise FileNotFoundError(f"shards: no store at {missing_paths}")
     out = resolve(out)
     if out.exists():
         raise FileExistsError(f"{out} exists; merge_shards does not overwrite")
@@ -397,13 +582,13 @@ def merge_shards(shards: Sequence[str | os.PathLike], out: str | os.PathLike) ->
     hashes = {a.get("config_hash") for a in attrs}
     if len(hashes) != 1:
         raise CacheMismatchError(f"shards: different configuration hashes {sorted(map(str, hashes))}")
-    num_shards = {a.get("num_shards") for a in attrs}
-    indices = sorted(a.get("shard_index") for a in attrs)
-    if num_shards != {len(paths)} or indices != list(range(len(paths))):
-        raise ValueError(f"shards: expected shards 0..{len(paths) - 1} of {len(paths)}, got indices {indices} of {num_shards}")
+    _check_shard_indices(paths, attrs)
     for p, a in zip(paths, attrs):
         if not a.get("complete"):
             raise IncompleteCacheError(f"shards: {p} (shard {a['shard_index']}) is not complete")
+        report = verify_cache(p)
+        if not report.ok:
+            raise DamagedCacheError(f"shards: {report}")
     owner: dict[int, Path] = {}
     for p in paths:
         for b in done_batches(p):
@@ -414,29 +599,51 @@ def merge_shards(shards: Sequence[str | os.PathLike], out: str | os.PathLike) ->
     if sorted(owner) != list(range(n_batches)):
         raise ValueError(f"shards: batches {sorted(set(range(n_batches)) - set(owner))} are in no shard")
 
+    with store_lock(out):
+        _build_merged(out, paths, attrs, owner)
+    return out
+
+
+def _build_merged(out: Path, paths: Sequence[Path], attrs: Sequence[dict], owner: dict[int, Path]) -> None:
+    """Copy shard 0, write every other shard's batches into the copy, then rename it to ``out``."""
+    n_batches = attrs[0]["num_batches"]
     tmp = out.with_name(f".{out.name}.partial-{uuid.uuid4().hex[:8]}")
-    out.parent.mkdir(parents=True, exist_ok=True)
     try:
         first = paths[[a["shard_index"] for a in attrs].index(0)]
         shutil.copytree(first, tmp)
         target = zarr.open_group(str(tmp), mode="r+", zarr_format=2)
         sources = {p: zarr.open_group(str(p), mode="r", zarr_format=2) for p in paths}
         slices = batch_slices(target["sample"].shape[0], int(attrs[0]["batch_size"]))
-        data_vars = [name for name in ("activations", "tokens", "latents") if name in target]
+        data_vars = [name for name in DATA_VARS if name in target]
         for b, p in sorted(owner.items()):
             if p == first:
                 continue
             for name in data_vars:
                 target[name][slices[b]] = sources[p][name][slices[b]]
-            info = _markers(p)[b]
-            _write_marker(tmp, b, info)
+            _write_marker(tmp, b, _markers(p)[b] | {"chunks": chunk_records(tmp, slices[b])})
         target.attrs.update({"shard_index": 0, "num_shards": 1, "complete": False})
         _finalize(tmp, range(n_batches))
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return out
+
+
+def _check_shard_indices(paths: Sequence[Path], attrs: Sequence[dict]) -> None:
+    """Every store is a shard of one ``num_shards``-way capture, and each of ``0..num_shards-1`` is given once."""
+    declared = sorted({int(a.get("num_shards", 1)) for a in attrs})
+    if len(declared) != 1:
+        raise ValueError(f"shards: the stores belong to captures of {declared} shards, not one capture")
+    num_shards = declared[0]
+    given: dict[int, list[str]] = {}
+    for p, a in zip(paths, attrs):
+        given.setdefault(int(a.get("shard_index", 0)), []).append(str(p))
+    missing = sorted(set(range(num_shards)) - set(given))
+    if missing:
+        raise ValueError(f"shards: shard(s) {missing} of {num_shards} missing; given shards {sorted(given)}")
+    twice = {index: stores for index, stores in given.items() if len(stores) > 1}
+    if twice:
+        raise ValueError(f"shards: shard given more than once: {twice}")
 
 
 def activation_norms(ds: xr.Dataset) -> xr.DataArray:

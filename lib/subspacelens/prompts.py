@@ -14,6 +14,11 @@ A prompt set is a plain YAML file (``data/prompts/<name>.yaml``)::
 Every sample carries ``subject`` (the fine label: the phrase without its article),
 ``category`` (the coarse label), ``seed`` and ``prompt``. Samples are ordered
 subject-major, then variables, then seed, so a run is reproducible sample by sample.
+
+Category names, subjects, variable names and values must be YAML strings: an unquoted ``NO``, ``on``,
+``null`` or ``1.5`` (which YAML reads as a boolean, null or number) is refused with the text as written,
+so it never becomes the prompt "the flag of False". Every variable must appear in the template and no
+(prompt, seed) sample may appear twice: either would duplicate samples and distort every rank-based metric.
 """
 
 from __future__ import annotations
@@ -81,13 +86,56 @@ def load_prompt_set(name_or_path: str | Path) -> PromptSet:
     if not path.is_file():
         available = sorted(p.stem for p in PROMPTS_DIR.glob("*.yaml"))
         raise ValueError(f"prompt set {str(name_or_path)!r} not found (looked for {path}); available: {available}")
+    loader = _UniqueKeyLoader(path.read_text())
     try:
-        spec = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+        root = loader.get_single_node()
+        spec = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as err:
         raise ValueError(f"prompt set {path}: {err}") from None
+    finally:
+        loader.dispose()
     if not isinstance(spec, dict):
         raise ValueError(f"prompt set {path}: expected a mapping at the top level")
+    _check_strings(root, source=str(path))
     return _validate(spec, source=str(path))
+
+
+_STRING_TAG = "tag:yaml.org,2002:str"
+
+
+def _require_string(node: yaml.Node, where: str, source: str) -> None:
+    """``ValueError`` unless ``node`` is a scalar YAML reads as a string, quoting the text as written."""
+    line = node.start_mark.line + 1
+    if not isinstance(node, yaml.ScalarNode):
+        kind = "list" if isinstance(node, yaml.SequenceNode) else "mapping"
+        raise ValueError(
+            f"prompt set {source}, line {line}: {where} holds a nested {kind} "
+            f"{yaml.safe_dump(yaml.SafeLoader('').construct_object(node, deep=True), default_flow_style=True).strip()}; "
+            "give plain strings"
+        )
+    if node.tag != _STRING_TAG:
+        kind = node.tag.rsplit(":", 1)[-1]
+        raise ValueError(
+            f"prompt set {source}, line {line}: {where} {node.value!r} is read by YAML as a {kind}, not a string; "
+            f'quote it ("{node.value}") if the text is meant'
+        )
+
+
+def _check_strings(root: yaml.MappingNode, source: str) -> None:
+    """Category names, subjects, variable names and values (and ``name``/``description``) are strings."""
+    sections = {key.value: value for key, value in root.value if isinstance(key, yaml.ScalarNode)}
+    for key in ("name", "description"):
+        if isinstance(sections.get(key), yaml.ScalarNode):
+            _require_string(sections[key], f"{key!r}", source)
+    for section, what in (("categories", "category"), ("variables", "variable")):
+        mapping = sections.get(section)
+        if not isinstance(mapping, yaml.MappingNode):
+            continue  # its shape is reported by _validate
+        for key_node, items in mapping.value:
+            _require_string(key_node, f"{what} name", source)
+            if isinstance(items, yaml.SequenceNode):
+                for item in items.value:
+                    _require_string(item, f"{what} {key_node.value!r}: value", source)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -149,6 +197,12 @@ def _validate(spec: dict, source: str) -> PromptSet:
     undefined = fields - {"subject"} - set(variables)
     if undefined:
         raise ValueError(f"prompt set {source}: template uses undefined fields {sorted(undefined)}")
+    unused = set(variables) - fields
+    if unused:
+        raise ValueError(
+            f"prompt set {source}: variables {sorted(unused)} are not used by the template {spec['template']!r}; "
+            "each of their values would repeat every sample"
+        )
     if "subject" not in fields:
         raise ValueError(f"prompt set {source}: template must contain '{{subject}}'")
 
@@ -161,10 +215,18 @@ def _validate(spec: dict, source: str) -> PromptSet:
                     rows.append(
                         {"subject": subject_label(str(phrase)), "category": category, "seed": seed, "prompt": text}
                     )
+    samples = pd.DataFrame(rows)
+    repeated = samples[samples.duplicated(["prompt", "seed"])]
+    if not repeated.empty:
+        first = repeated.iloc[0]
+        raise ValueError(
+            f"prompt set {source}: {len(repeated)} samples repeat an earlier one, e.g. prompt {first['prompt']!r} "
+            f"at seed {first['seed']}; every (prompt, seed) must be distinct"
+        )
     return PromptSet(
         name=str(spec["name"]),
         description=str(spec.get("description", "")),
         template=spec["template"],
         categories={c: tuple(map(str, p)) for c, p in categories.items()},
-        samples=pd.DataFrame(rows),
+        samples=samples,
     )

@@ -10,6 +10,7 @@ trace from inside the hub client.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import re
 from collections.abc import Iterator
@@ -38,16 +39,45 @@ def torch_dtype(name: str | torch.dtype) -> torch.dtype:
         raise ValueError(f"dtype: {name!r} not in {sorted(DTYPES)}") from None
 
 
+def check_device(device: str) -> torch.device:
+    """``device`` as a ``torch.device`` that exists here; ``ValueError`` naming ``device`` otherwise, so a
+    GPU parameter file on a CPU machine fails before the model is loaded, not inside torch afterwards."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device: {device!r} is not a torch device ({err}); e.g. 'cpu' or 'cuda'") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(
+                f"device: {device!r}, but CUDA is not available on this machine (torch {torch.__version__}, "
+                f"built for CUDA {torch.version.cuda}); use device 'cpu' or run where a GPU is visible"
+            )
+        if parsed.index is not None and parsed.index >= count:
+            raise ValueError(f"device: {device!r}, but this machine has {count} CUDA device(s), 0..{count - 1}")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device: {device!r}, but MPS is not available on this machine; use device 'cpu'")
+    return parsed
+
+
 def is_hub_id(model: str) -> bool:
-    """``owner/name`` that is not an existing local path."""
-    return bool(_HUB_ID.match(model)) and not Path(model).exists()
+    """``owner/name`` that is not an existing local path (from the working directory or the repository)."""
+    return bool(_HUB_ID.match(model)) and not Path(model).exists() and not resolve(model).exists()
+
+
+def no_such_folder(path: Path) -> str:
+    """``"no such folder <path>"``, with the nearest names in its parent folder when that exists."""
+    parent = path.parent
+    near = difflib.get_close_matches(path.name, [p.name for p in parent.iterdir()], n=3) if parent.is_dir() else []
+    hint = f" (in {parent}: did you mean {' or '.join(map(repr, near))}?)" if near else ""
+    return f"no such folder {path}{hint}"
 
 
 def check_local_model(path: Path) -> None:
     """``ModelNotFoundError`` unless ``path`` is a pipeline folder with safetensors weights."""
     if not path.is_dir():
         raise ModelNotFoundError(
-            f"model {str(path)!r}: no such folder. Give a diffusers pipeline folder (written by "
+            f"model {str(path)!r}: {no_such_folder(path)}. Give a diffusers pipeline folder (written by "
             "`pipeline.save_pretrained(folder)`; the organism's is made by the 'Training the organism' chapter) "
             "or a Hugging Face hub id such as 'PixArt-alpha/PixArt-XL-2-512x512'."
         )
@@ -91,6 +121,7 @@ def load_pipeline(model: str | os.PathLike, *, dtype: str | torch.dtype = "float
     from diffusers import DiffusionPipeline
 
     dtype = torch_dtype(dtype)
+    check_device(device)
     model = str(model)
     kwargs = {"dtype": dtype, "use_safetensors": True}
     with _quiet():
@@ -123,7 +154,8 @@ def _load_hub(cls: Any, model: str, kwargs: dict) -> Any:
             local_error = f"{local_error}; download failed: {_first_line(err)}"
     cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME") or "~/.cache/huggingface"
     raise ModelNotFoundError(
-        f"model {model!r} is not available: it is not in the local Hugging Face cache ({cache})"
+        f"model {model!r}: {no_such_folder(resolve(model))}. "
+        f"As a hub id it is not available either: it is not in the local Hugging Face cache ({cache})"
         f"{' and HF_HUB_OFFLINE is set' if offline else ' and could not be downloaded'}. "
         f"On a machine with network run `huggingface-cli download {model}` (safetensors weights are required) "
         "and copy the cache here, or pass the path of a local pipeline folder instead. "

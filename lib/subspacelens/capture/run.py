@@ -24,17 +24,28 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from subspacelens.cache import CacheSpec, CacheWriter, batch_slices, cache_status, shard_batches
+from subspacelens.cache import (
+    CacheSpec,
+    CacheWriter,
+    batch_slices,
+    cache_status,
+    forget_batches,
+    shard_batches,
+    store_lock,
+    verify_cache,
+)
 from subspacelens.capture.adapters import ModelAdapter, adapter_for
 from subspacelens.capture.hooks import BlockRecord, TraceBlocks, parse_layers, parse_steps
-from subspacelens.capture.loading import load_pipeline, torch_dtype
+from subspacelens.capture.loading import check_device, load_pipeline, torch_dtype
+from subspacelens.capture.vocabulary import check_vocabulary
 from subspacelens.paths import resolve
 from subspacelens.prompts import load_prompt_set
 
 
 @dataclass(frozen=True)
 class CaptureConfig:
-    """Every parameter of a capture. All but ``shard_index``/``num_shards`` enter the config hash."""
+    """Every parameter of a capture. All but ``shard_index``/``num_shards``/``allow_unknown_tokens`` enter
+    the config hash."""
 
     model: str = "data/models/organism"  # hub id or local pipeline folder
     prompt_set: str = "v2"
@@ -55,6 +66,7 @@ class CaptureConfig:
     negative_prompt: str = ""
     shard_index: int = 0
     num_shards: int = 1
+    allow_unknown_tokens: bool = False  # capture prompts with words the tokenizer does not know (warn, not refuse)
 
     def with_(self, **changes: Any) -> CaptureConfig:
         return replace(self, **changes)
@@ -103,6 +115,9 @@ def validate(config: CaptureConfig) -> pd.DataFrame:
         raise ValueError("token_layers, token_steps: give both or neither")
     torch_dtype(config.dtype)
     torch_dtype(config.model_dtype)
+    check_device(config.device)
+    if not isinstance(config.allow_unknown_tokens, bool):
+        raise ValueError(f"allow_unknown_tokens: must be True or False, got {config.allow_unknown_tokens!r}")
     for name in ("height", "width"):
         value = getattr(config, name)
         if value is not None:
@@ -149,7 +164,9 @@ def plan(config: CaptureConfig, pipe: Any) -> tuple[CacheSpec, dict]:
     cfg = config.guidance_scale > 1.0
     branches = tuple(adapter.cfg_layout) if cfg else ("cond",)
     hashed = {
-        k: v for k, v in asdict(config).items() if k not in ("layers", "steps", "token_layers", "token_steps", "seeds")
+        k: v
+        for k, v in asdict(config).items()
+        if k not in ("layers", "steps", "token_layers", "token_steps", "seeds", "allow_unknown_tokens")
     }
     hashed.update(
         layers=layers,
@@ -259,6 +276,7 @@ def run_capture(
     *,
     pipeline: Any | None = None,
     progress: bool = True,
+    verify_hashes: bool = False,
     **overrides: Any,
 ) -> Path:
     """Capture block activations into the zarr store ``out`` and return its path.
@@ -266,7 +284,11 @@ def run_capture(
     ``config`` fields may also be given as keyword ``overrides``. ``pipeline``: an already-built pipeline
     to use instead of loading ``config.model`` (which is then only recorded). Parameters are validated
     and the model loaded before anything is written. An existing store with the same configuration hash
-    is resumed (or returned at once when complete); one with another hash is refused.
+    is resumed (or returned at once when complete); one with another hash is refused. Batches whose chunk
+    files no longer match their recorded sizes (and SHA-256, with ``verify_hashes=True``) are recomputed.
+    The store's write lock is held throughout: a second capture to the same ``out`` is refused. Prompts
+    with words the model's tokenizer does not know are refused (warned about with
+    ``allow_unknown_tokens=True``) before anything is written.
     """
     config = (config or CaptureConfig()).with_(**overrides)
     if out is None:
@@ -275,10 +297,22 @@ def run_capture(
     validate(config)
     pipe = pipeline if pipeline is not None else load_pipeline(config.model, dtype=config.model_dtype, device=config.device)
     spec, call = plan(config, pipe)
+    prompts = [*spec.samples["prompt"], *([config.negative_prompt] if config.negative_prompt else [])]
+    check_vocabulary(pipe.tokenizer, prompts, allow_unknown_tokens=config.allow_unknown_tokens)
+    with store_lock(out):
+        _fill_store(out, spec, call, pipe, progress=progress, verify_hashes=verify_hashes)
+    return out
+
+
+def _fill_store(out: Path, spec: CacheSpec, call: dict, pipe: Any, *, progress: bool, verify_hashes: bool) -> None:
+    """Create or resume the store, recompute the batches found damaged, generate every missing batch."""
     writer = CacheWriter.open(out, spec)
+    damaged = verify_cache(out, hashes=verify_hashes).damaged
+    if damaged:
+        forget_batches(out, [damage.batch for damage in damaged])
     status = cache_status(out)
     if status["complete"]:
-        return out
+        return
     todo = writer.todo_batches()
     slices = spec.batches()
     mine = spec.my_batches()
@@ -313,7 +347,6 @@ def run_capture(
     finally:
         bar.close()
     writer.finalize()
-    return out
 
 
 def _check_timesteps(trace: TraceBlocks, spec: CacheSpec) -> None:

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..stats.draws import bootstrap_indices
-from ..stats.intervals import check_level, percentile_interval
-from ._checks import as_eps, as_fraction, as_positive_int, as_samples
+from ..stats.intervals import percentile_interval
+from ._checks import as_eps, as_fraction, as_positive_int, as_samples, check_choice, check_level, check_n_boot
 from .coding_rate import rate_from_product
 from .gram import chunk_slices, gram, principal_blocks, second_moment
 from .labels import partition_labels
@@ -147,9 +147,8 @@ def bootstrap_ci(
     ``rank``/``energy`` to the overlap (as in :func:`subspace_overlap`). Deterministic under ``seed``; the
     same resamples serve every slice of a batched ``Z``.
     """
-    if statistic not in STATISTICS:
-        raise ValueError(f"statistic: expected one of {STATISTICS}, got {statistic!r}")
-    n_boot = as_positive_int("n_boot", n_boot)
+    check_choice("statistic", statistic, STATISTICS)
+    n_boot = check_n_boot(n_boot)
     level = check_level(level)
     eps = as_eps(eps)
     if rank is not None:

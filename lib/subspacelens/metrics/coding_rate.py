@@ -15,23 +15,28 @@ with :math:`\lambda_i` the eigenvalues of :math:`Z^\top Z` (Sylvester's identity
 
 import numpy as np
 
-from ._checks import as_eps, as_eps_values, as_samples
+from ._checks import as_eps, as_eps_values, as_samples, check_rate_scale
 from .gram import clamped_eigvalsh, logdet_identity_plus, small_side_product
 
 
 def coding_alpha(d, n_samples, eps):
-    r"""The scale :math:`\alpha = d / (N \varepsilon^2)` of the coding-rate log-determinant (ε may be an array)."""
-    return d / (n_samples * np.square(eps))
+    r"""The scale :math:`\alpha = d / (N \varepsilon^2)` of the coding-rate log-determinant (ε may be an array);
+    inf where it overflows, which :func:`~._checks.check_rate_scale` then refuses."""
+    with np.errstate(over="ignore"):
+        return d / (n_samples * np.square(eps))
 
 
 def rate_from_product(product, d, n_samples, eps):
     r""":math:`\tfrac12\log\det(I + \alpha P)` for P the Gram or second moment of N samples in d dimensions."""
-    return 0.5 * logdet_identity_plus(product, coding_alpha(d, n_samples, eps))
+    alpha = coding_alpha(d, n_samples, eps)
+    check_rate_scale(alpha, np.trace(product, axis1=-2, axis2=-1))
+    return 0.5 * logdet_identity_plus(product, alpha)
 
 
 def rate_curve_from_eigenvalues(eigenvalues, d, n_samples, eps_values):
     r""":math:`\tfrac12\sum_i \log(1 + \alpha(\varepsilon)\lambda_i)` for every ε: shape ``(..., len(eps_values))``."""
     alphas = coding_alpha(d, n_samples, eps_values)
+    check_rate_scale(alphas, eigenvalues.sum(axis=-1))
     return 0.5 * np.log1p(eigenvalues[..., :, None] * alphas).sum(axis=-2)
 
 

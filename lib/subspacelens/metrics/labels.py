@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import as_samples
+from ._checks import as_labels, as_samples
 from .gram import gram
 
 
@@ -55,16 +55,10 @@ class ClassPartition:
 def partition_labels(labels, n_samples, *, min_class_size=1):
     """Partition N sample positions by label; classes are ``np.unique(labels)`` (sorted).
 
-    Raises ``ValueError`` naming ``labels`` when they are not 1-D, their length differs from N, or a class
-    has fewer than ``min_class_size`` samples.
+    Raises ``ValueError`` naming ``labels`` when they are not 1-D, their length differs from N, one is
+    missing (None or NaN), they cannot be sorted, or a class has fewer than ``min_class_size`` samples.
     """
-    labels = np.asarray(labels)
-    if labels.dtype == object and any(label is None for label in labels.tolist()):
-        raise ValueError("labels: contains None (every sample needs a label)")
-    if labels.ndim != 1:
-        raise ValueError(f"labels: expected a 1-D array of length N={n_samples}, got shape {labels.shape}")
-    if labels.shape[0] != n_samples:
-        raise ValueError(f"labels: has length {labels.shape[0]} but Z has N={n_samples} columns")
+    labels = as_labels(labels, n_samples)
     classes, codes, sizes = np.unique(labels, return_inverse=True, return_counts=True)
     too_small = sizes < min_class_size
     if too_small.any():

@@ -8,14 +8,9 @@ intervals of that function applied to each paired replicate (the same resample a
 import numpy as np
 from scipy import stats as scipy_stats
 
-from .._validate import as_fraction
+from .._validate import check_level
 
 P_VALUE_METHODS = ("bh", "by", "holm")
-
-
-def check_level(level):
-    """A confidence level in (0, 1)."""
-    return as_fraction("level", level, closed_right=False)
 
 
 def percentile_interval(samples, level=0.95):
