@@ -131,7 +131,8 @@ def test_fine_beyond_coarse_holds_for_pure_noise():
 
 
 def test_class_centring_removes_a_mean_only_signal():
-    """Classes that differ only in their means: raw ΔR ≫ null, class-centred ΔR inside its null's 95 % band."""
+    """Classes that differ only in their means: raw ΔR ≫ null; class-centred ΔR not above its null's 95 % band
+    (the class-centred null is conservative when the means differ)."""
     rng = np.random.default_rng(4)
     labels = np.repeat(np.arange(5), 20)
     means = 3.0 * rng.standard_normal((12, 5))
@@ -139,8 +140,7 @@ def test_class_centring_removes_a_mean_only_signal():
     raw = metrics.permutation_null(Z, labels, n_permutations=300, seed=1, scale="rms")
     centred = metrics.permutation_null(Z, labels, n_permutations=300, seed=1, scale="rms", center="class")
     assert raw.observed > raw.null.max()
-    low, high = np.quantile(centred.null, [0.025, 0.975])
-    assert low <= centred.observed <= high
+    assert centred.observed <= np.quantile(centred.null, 0.975) and centred.p_value > 0.05
 
 
 def test_class_centring_keeps_a_subspace_only_signal():
@@ -197,7 +197,6 @@ def test_class_centred_null_matches_brute_force_on_both_sides():
         Z = rng.standard_normal((2, d, 40)) + np.repeat(rng.standard_normal((2, d, 4)), 10, axis=-1)
         fast = metrics.permutation_null(Z, labels, n_permutations=6, seed=3, center="class", scale="rms", within=groups)
         rows = stats.permutation_indices(40, 6, 3, within=groups)
-        residuals = metrics.transforms.prepare(metrics.transforms.prepare(Z, None, scale="rms"), labels, center="class")
-        slow = np.stack([metrics.rate_reduction(residuals, labels[np.argsort(r)], center="class").delta_R
+        slow = np.stack([metrics.rate_reduction(Z, labels[np.argsort(r)], center="class", scale="rms").delta_R
                          for r in rows], axis=-1)
         np.testing.assert_allclose(fast.null, slow, rtol=1e-9)

@@ -21,11 +21,20 @@ NULL_FIELDS = ("observed", "null_mean", "null_low", "null_high", "excess", "z_sc
 
 
 def _groups(ds, within):
-    """``within``: None, a sample coordinate name (``"category"``, ``"seed"``, …) or an array of group labels."""
+    """``within``: None, a sample coordinate name (``"category"``, ``"seed"``, …), several names (their
+    combinations are the groups, e.g. ``("category", "seed")``) or an array of group labels.
+
+    In the crossed v2 design every subject is rendered at the same noise seeds, so a free shuffle breaks the
+    one-sample-per-seed balance of every class; permuting ``within="seed"`` keeps it, and is the null the
+    book uses for that design.
+    """
     if within is None:
         return None, ""
     if isinstance(within, str):
         return labels_of(ds, within), within
+    if isinstance(within, (tuple, list)) and all(isinstance(w, str) for w in within):
+        parts = [labels_of(ds, w).astype(str) for w in within]
+        return np.array(["|".join(row) for row in zip(*parts)]), " × ".join(within)
     return np.asarray(within), "custom"
 
 

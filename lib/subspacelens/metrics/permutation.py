@@ -9,13 +9,13 @@ Restricted nulls (``within=groups``): labels are exchanged only inside each grou
 within their category (does a subject carry geometry beyond its category?) or within a seed (the v2
 design is crossed: every subject uses the same noise seeds).
 
-Class-centred ΔR (``center="class"``) is tested by permuting *residuals* (Freedman–Lane style): the data
-are centred by their true classes once, and each relabelling of those residuals is class-centred again
-before its ΔR. The null is "the within-class residuals carry no class-specific geometry" — on classes that
-differ only in their means the observed value falls inside it; on classes with their own subspaces it
-does not. (Shuffling the raw data instead would leave the true class means in every shuffled class and
-inflate the null.) The class means move with the labels, so the total rate changes under every
-relabelling too. With :math:`A = I + \alpha S` (the prepared
+Class-centred ΔR (``center="class"``): every relabelling is class-centred by its own classes, so the null
+is that of the whole class-centred statistic under exchangeable labels — exact when the labels carry
+nothing. When the classes differ in their means, a shuffled class keeps part of the true means, so the null
+sits *above* the observed value: the test is then conservative (mean separation is never mistaken for
+within-class geometry). Permuting class-centred *residuals* instead is biased the other way (a relabelled
+residual set is centred twice and loses about K/N of its energy), which is why it is not used. The class
+means move with the labels, so the total rate changes under every relabelling too. With :math:`A = I + \alpha S` (the prepared
 data's second moment S) and :math:`M = [\,s_j/\sqrt{N_j}\,]_j` (class sums :math:`s_j`), the class-centred
 second moment is :math:`S - MM^\top`, and the matrix determinant lemma gives
 
@@ -123,9 +123,8 @@ def permutation_null(Z, labels, eps=0.5, n_permutations=1000, seed=0, *, within=
     relabellings = permutation_indices(n_samples, n_permutations, seed, within=within)
 
     if class_centred:
-        Z = prepare(Z, partition.codes, center="class")  # the residuals, permuted below
-        G = Z.swapaxes(-1, -2) @ Z
-        observed_rates = rate_reduction_from_gram(Z, G, partition, eps)
+        centred = prepare(Z, partition.codes, center="class")
+        observed_rates = rate_reduction_from_gram(centred, centred.swapaxes(-1, -2) @ centred, partition, eps)
         rate_of_blocks = _class_centred_class_rate(eps, d)
         R_null = _class_centred_totals(Z, G, partition, eps, relabellings)
     else:

@@ -1,0 +1,164 @@
+r"""A memoised session over the caches of one run: the one place a chapter and the scorecard get a number.
+
+A chapter that prints "ΔR grows ×1.8" and the scorecard row that judges it both call the same
+:class:`Session` method with the same arguments, so the two pages cannot disagree; every method says in
+its arguments which step, branch, scale and averaging it uses.
+
+Cache roles: ``"main"`` (the default capture), ``"sweep"`` (a list of caches at several CFG scales),
+``"twin"`` (the random-initialised twin, teacher-forced on the trained model's inputs), ``"seeds"`` (a list
+of main caches of organisms trained from other seeds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .. import analysis
+
+
+class MissingCache(KeyError):
+    """A measure needs a cache role (or a part of a cache) that was not given."""
+
+
+def _is_empty_list(cache):
+    return isinstance(cache, Sequence) and not isinstance(cache, (str, Path)) and len(cache) == 0
+
+
+def _key(kwargs):
+    return tuple(sorted((k, str(v)) for k, v in kwargs.items()))
+
+
+class Session:
+    """The caches of one run, opened once, and a memo of every profile and null computed from them.
+
+    ``n_boot`` resamples (cluster bootstrap over the noise seeds) give every interval; ``n_permutations``
+    shuffles every null; p-values are corrected with ``p_adjust`` over the slices of a profile.
+    """
+
+    def __init__(self, caches, *, n_boot=200, seed=0, n_permutations=1000, level=0.95, p_adjust="bh"):
+        if not isinstance(caches, Mapping):
+            raise ValueError("caches: expected a mapping of role -> path/Dataset, e.g. {'main': path}")
+        self.caches = {role: c for role, c in caches.items() if c is not None and not _is_empty_list(c)}
+        self.n_boot, self.seed, self.n_permutations = n_boot, seed, n_permutations
+        self.level, self.p_adjust = level, p_adjust
+        self._datasets, self._memo = {}, {}
+
+    # ------------------------------------------------------------------------------------------- caches
+    def has(self, role):
+        return role in self.caches
+
+    def ds(self, role, index=None):
+        """The opened Dataset of a role (``index`` picks one cache of a list role such as ``sweep``)."""
+        if role not in self.caches:
+            raise MissingCache(role)
+        key = (role, index)
+        if key not in self._datasets:
+            cache = self.caches[role]
+            if index is not None:
+                cache = cache[index]
+            self._datasets[key] = analysis.open_dataset(cache)
+        return self._datasets[key]
+
+    def n_caches(self, role):
+        cache = self.caches[role]
+        return 1 if isinstance(cache, (str, Path)) or not isinstance(cache, Sequence) else len(cache)
+
+    def memo(self, key, compute):
+        """``compute()`` once per ``key``: every derived computation of the session goes through here."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    # ----------------------------------------------------------------------------------------- profiles
+    def _group(self, metric, scheme):
+        return list(analysis.RATE_METRICS) if metric in analysis.RATE_METRICS and scheme else [metric]
+
+    def profile(self, role, metric, scheme=None, *, index=None, branch="cond", **kwargs):
+        """The profile of one branch over all blocks and steps (no bootstrap); rate metrics share one pass."""
+        group = self._group(metric, scheme)
+        key = ("profile", role, index, tuple(group), scheme, branch, _key(kwargs))
+        found = self.memo(key, lambda: analysis.profiles(self.ds(role, index), group, scheme, branches=[branch],
+                                                         **kwargs))
+        return found[metric]
+
+    def curve(self, role, metric, scheme=None, branch="cond", *, index=None, **kwargs):
+        """A profile of one branch averaged over the cache's steps: a DataArray over ``layer``."""
+        return self.profile(role, metric, scheme, index=index, branch=branch, **kwargs)["value"].sel(
+            branch=branch).mean("step")
+
+    def replicates(self, role, metric, scheme=None, branch="cond", **kwargs):
+        """Step-averaged bootstrap replicates at every block, ``(layer, n_boot)`` (None when ``n_boot`` is 0).
+
+        The same resamples (``seed``) serve every block, branch, scale and role with the same samples, so
+        replicates are paired across blocks — and between a model and its twin, which share their prompts
+        and seeds.
+        """
+        if not self.n_boot:
+            return None
+        group = self._group(metric, scheme)
+        key = ("replicates", role, tuple(group), scheme, branch, _key(kwargs))
+        computed = self.memo(key, lambda: analysis.profiles(
+            self.ds(role), group, scheme, branches=[branch], n_boot=self.n_boot, seed=self.seed, level=self.level,
+            keep_samples=True, **kwargs))
+        return computed[metric]["samples"].sel(branch=branch).mean("step").transpose("layer", "boot").values
+
+    def statistic(self, role, function, metric, scheme=None, branch="cond", **kwargs):
+        """``(estimate, low, high)`` of ``function(curve over blocks)`` with its paired-bootstrap interval."""
+        curve = self.curve(role, metric, scheme, branch, **kwargs).values
+        estimate = float(function(curve))
+        samples = self.replicates(role, metric, scheme, branch, **kwargs)
+        if samples is None:
+            return estimate, None, None
+        values = np.array([function(samples[:, b]) for b in range(samples.shape[1])], dtype=np.float64)
+        low, high = np.nanpercentile(values, [50 * (1 - self.level), 100 - 50 * (1 - self.level)])
+        return estimate, float(low), float(high)
+
+    def landmark(self, role, metric, scheme=None, branch="cond", kind="min", **kwargs):
+        """Where a step-averaged curve peaks: ``{"estimate", "low", "high", "flat"}`` (flat: no landmark)."""
+        from ..stats import argextremum_interval
+
+        curve = self.curve(role, metric, scheme, branch, **kwargs)
+        samples = self.replicates(role, metric, scheme, branch, **kwargs)
+        layers = curve["layer"].values
+        if samples is None:
+            pick = np.argmin if kind == "min" else np.argmax
+            return {"estimate": int(layers[pick(curve.values)]), "low": np.nan, "high": np.nan, "flat": False}
+        return argextremum_interval(curve.values, samples, kind=kind, level=self.level, positions=layers)
+
+    def transition(self, role="main"):
+        """The transition block: argmin over blocks of the step-averaged mean coarse overlap (cond branch)."""
+        return int(self.curve(role, "mean_overlap", "coarse")["layer"].values[
+            int(self.curve(role, "mean_overlap", "coarse").argmin("layer"))])
+
+    # -------------------------------------------------------------------------------------------- nulls
+    def permutation(self, role, scheme, branch="cond", **kwargs):
+        """The permutation profile of ΔR (``analysis.permutation_profile``) with the session's shuffles."""
+        key = ("permutation", role, scheme, branch, _key(kwargs))
+        return self.memo(key, lambda: analysis.permutation_profile(
+            self.ds(role), scheme, n_permutations=self.n_permutations, seed=self.seed, branches=[branch],
+            correction=self.p_adjust, **kwargs))
+
+    def overlap_null(self, role, scheme, branch="cond", n_permutations=200, **kwargs):
+        """The label-shuffle null of the mean overlap (``analysis.overlap_null_profile``)."""
+        key = ("overlap_null", role, scheme, branch, n_permutations, _key(kwargs))
+        return self.memo(key, lambda: analysis.overlap_null_profile(
+            self.ds(role), scheme, n_permutations=n_permutations, seed=self.seed, branches=[branch],
+            correction=self.p_adjust, **kwargs))
+
+    def norms(self, role, branch="cond", center=False):
+        """RMS column norm of every block (step-averaged): the scale a raw ΔR profile carries in it."""
+        from ..metrics.transforms import rms_column_norm
+
+        def compute():
+            ds = self.ds(role)
+            values = []
+            for step in ds["step"].values:
+                Z = analysis.slice_matrix(ds, step, branch)
+                Z = Z - Z.mean(axis=-1, keepdims=True) if center else Z
+                values.append(rms_column_norm(Z)[..., 0, 0])
+            return np.mean(values, axis=0)
+
+        return self.memo(("norms", role, branch, center), compute)
