@@ -38,4 +38,3 @@ def branch_gap(session, scheme="coarse", role="main", scale=None):
     return m
 
 
-__all__ = ["np"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 
 from ..measurement import Measurement, fmt
 from ..registry import measure
@@ -67,4 +66,3 @@ def rc_nats(session, scheme="fine", branch="cond", role="main", scale=None):
     return m
 
 
-__all__ = ["np"]
