@@ -30,15 +30,17 @@ def _band(session, role, metric, scheme, branch, options):
 
 
 def under_controls(session, metric, scheme=None, *, controlled, branch="cond", null=None, role="main",
-                   twin_role="twin"):
+                   twin_role="twin", options=None):
     """``xr.Dataset`` over ``layer``: ``{raw,controlled}`` (+ ``_low``, ``_high``), ``twin_{raw,controlled}``
     (when the session has a twin), ``null_low``/``null_high``/``null_mean`` (for ``null``), ``norm`` and
     ``norm_centred`` (+ ``twin_norm``). ``controlled`` names the options of the controlled statistic, e.g.
-    ``{"scale": "rms"}``; attrs say what each variant is.
+    ``{"scale": "rms"}``; ``options`` (e.g. the isotropy test's ``n_projections``) apply to both variants;
+    attrs say what each variant is.
     """
     if null not in NULLS:
         raise ValueError(f"null: expected one of {list(NULLS)}, got {null!r}")
-    variants = {"raw": {}, "controlled": dict(controlled)}
+    options = dict(options or {})
+    variants = {"raw": options, "controlled": {**options, **controlled}}
     roles = {"": role} | ({"twin_": twin_role} if session.has(twin_role) else {})
     data = {}
     layer = session.curve(role, metric, scheme, branch)["layer"]
@@ -49,11 +51,11 @@ def under_controls(session, metric, scheme=None, *, controlled, branch="cond", n
         data[f"{prefix}norm"] = session.norms(r, branch)
         data[f"{prefix}norm_centred"] = session.norms(r, branch, center=True)
     if null == "permutation":
-        perm = session.permutation(role, scheme, branch, within="seed", **variants["controlled"])
+        perm = session.permutation(role, scheme, branch, within="seed", **controlled)
         for name in ("null_low", "null_high", "null_mean"):
             data[name] = perm[name].sel(branch=branch).mean("step").values
     elif null == "overlap":
-        found = session.overlap_null(role, scheme, branch, **{k: v for k, v in variants["controlled"].items()
+        found = session.overlap_null(role, scheme, branch, **{k: v for k, v in controlled.items()
                                                               if k in ("center", "scale")})
         for name in ("null_low", "null_high", "null_mean"):
             data[name] = found[name].sel(branch=branch).mean("step").values

@@ -10,10 +10,10 @@ from .criteria import criterion_names, evaluate_criterion
 from .measurement import Measurement, fmt
 from .registry import FINDINGS_PATH, MEASURES, blog_reference, load_findings, measure
 from .session import MissingCache, Session
-from .table import BY_CONSTRUCTION, COLUMNS, FAILS, FLAT, HOLDS, NOT_APPLICABLE, NOT_RUN, summary, table
+from .table import BY_CONSTRUCTION, COLUMNS, FAILS, FLAT, HOLDS, NOT_APPLICABLE, NOT_RUN, chapter_sentence, summary, table
 
 __all__ = [
     "BY_CONSTRUCTION", "COLUMNS", "FAILS", "FINDINGS_PATH", "FLAT", "HOLDS", "MEASURES", "Measurement",
-    "MissingCache", "NOT_APPLICABLE", "NOT_RUN", "Session", "blog_reference", "criterion_names",
+    "MissingCache", "NOT_APPLICABLE", "NOT_RUN", "Session", "blog_reference", "chapter_sentence", "criterion_names",
     "evaluate_criterion", "fmt", "load_findings", "measure", "summary", "table",
 ]

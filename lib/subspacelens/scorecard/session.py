@@ -45,6 +45,36 @@ class Session:
         self.n_boot, self.seed, self.n_permutations = n_boot, seed, n_permutations
         self.level, self.p_adjust = level, p_adjust
         self._datasets, self._memo = {}, {}
+        self.skipped = []
+
+    @classmethod
+    def from_paths(cls, main, *, sweep=(), twin=None, seeds=(), **kwargs):
+        """A session over cache paths; optional roles whose stores do not exist are left out (see ``skipped``).
+
+        ``sweep`` is used only when every one of its caches exists (the shape comparison needs them all).
+        """
+        from ..paths import resolve
+
+        def exists(path):
+            return path is not None and resolve(path).exists()
+
+        caches = {"main": main}
+        skipped = []
+        if sweep:
+            if all(exists(p) for p in sweep):
+                caches["sweep"] = list(sweep)
+            else:
+                skipped.append("sweep")
+        if twin is not None:
+            caches["twin"] = twin if exists(twin) else None
+            skipped += [] if exists(twin) else ["twin"]
+        present = [p for p in seeds if exists(p)]
+        if present:
+            caches["seeds"] = present
+        skipped += [f"seeds ({len(seeds) - len(present)} missing)"] if len(present) < len(seeds) else []
+        session = cls(caches, **kwargs)
+        session.skipped = skipped
+        return session
 
     # ------------------------------------------------------------------------------------------- caches
     def has(self, role):

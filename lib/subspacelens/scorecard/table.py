@@ -114,3 +114,15 @@ def summary(df):
         c = _count(added["under controls"])
         sentence += f". Of the {len(added)} controls the book adds, {c[HOLDS]} hold and {c[FAILS]} fail"
     return sentence + "."
+
+
+def chapter_sentence(card):
+    """A chapter's closing verdict, computed: each finding of the page raw → under the controls."""
+    parts = []
+    for row in card.to_dict("records"):
+        raw, controlled = row["raw, as the blog measured"], row["under controls"]
+        if raw == NOT_APPLICABLE:
+            parts.append(f"*{row['finding']}* — a control the book adds: **{controlled}**")
+        else:
+            parts.append(f"*{row['finding']}* — raw: **{raw}**; under the controls: **{controlled}**")
+    return "What survives the controls on this page: " + "; ".join(parts) + "."

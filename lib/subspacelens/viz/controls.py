@@ -262,3 +262,40 @@ def plot_eps_sensitivity(curves, *, branch="cond", title=""):
     _finish_layer_axes(axes, curves[schemes[0]]["delta_R"])
     fig.suptitle(title)
     return fig
+
+
+def plot_under_controls(result, *, ylabel, controlled_label, title=""):
+    """A finding under its controls (:func:`subspacelens.controls.under_controls`), three panels over blocks.
+
+    Left: the raw statistic as the blog measured it, trained model and twin. Middle: the controlled
+    statistic (``controlled_label``), trained and twin, with the null band when there is one. Right: the RMS
+    activation norm per block, raw and centred — the scale a raw profile carries. Bands: 95 % intervals.
+    """
+    fig, axes = _grid(1, 3, width=3.6, height=3.0, sharey=False)
+    left, middle, right = axes[0]
+    twin = "twin_raw" in result
+    twin_label = f"random-init twin ({result.attrs.get('twin')})"
+    for ax, name in ((left, "raw"), (middle, "controlled")):
+        band(ax, result[name], low=result[f"{name}_low"], high=result[f"{name}_high"], label="trained",
+             color_=color("trained"))
+        if twin:
+            band(ax, result[f"twin_{name}"], low=result[f"twin_{name}_low"], high=result[f"twin_{name}_high"],
+                 label=twin_label, color_=color("random-init"))
+    if "null_high" in result:
+        x = result["layer"].values
+        middle.fill_between(x, result["null_low"], result["null_high"], color=color("null"), alpha=0.3, lw=0,
+                            label="null (95 %)")
+    left.set(title="raw (as the blog)", ylabel=ylabel)
+    middle.set(title=controlled_label)
+    band(right, result["norm"], label="trained, raw", color_=color("trained"))
+    band(right, result["norm_centred"], label="trained, centred", color_=color("trained"), ls="--")
+    if twin:
+        band(right, result["twin_norm"], label="twin, raw", color_=color("random-init"))
+        band(right, result["twin_norm_centred"], label="twin, centred", color_=color("random-init"), ls="--")
+    right.set(title="RMS activation norm", yscale="log")
+    for ax in (middle, right):
+        ax.legend(fontsize="x-small")
+    _finish_layer_axes(axes, result)
+    if title:
+        fig.suptitle(title)
+    return fig
