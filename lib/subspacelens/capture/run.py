@@ -177,7 +177,8 @@ def plan(config: CaptureConfig, pipe: Any, twin_pipe: Any | None = None) -> tupl
     hashed = {
         k: v
         for k, v in asdict(config).items()
-        if k not in ("layers", "steps", "token_layers", "token_steps", "seeds", "allow_unknown_tokens", "twin", "twin_seed")
+        if k not in ("layers", "steps", "token_layers", "token_steps", "seeds", "allow_unknown_tokens")
+        and k not in ("twin", "twin_seed")  # hashed below, only for a teacher-forced capture
     }
     hashed.update(
         layers=layers,
