@@ -87,7 +87,9 @@ def load_twin(twin: str | Path, pipe: Any, *, seed: int = 0, adapter: ModelAdapt
         saved_class = cls.load_config(str(folder)).get("_class_name")
         if saved_class != cls.__name__:
             raise ValueError(f"twin: {str(twin)!r} holds a {saved_class}, the trained denoiser is a {cls.__name__}")
-        module = cls.from_pretrained(str(folder), dtype=parameter.dtype, use_safetensors=True, local_files_only=True)
+        module = cls.from_pretrained(
+            str(folder), dtype=parameter.dtype, use_safetensors=True, local_files_only=True, low_cpu_mem_usage=False
+        )
     if next(module.parameters()).dtype != parameter.dtype:  # diffusers warns about any dtype cast, even a no-op
         module = module.to(dtype=parameter.dtype)
     module = module.to(parameter.device).eval().requires_grad_(False)
