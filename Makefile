@@ -34,8 +34,11 @@ EXECUTED := $(CHAPTERS:%=$(OUT_DIR)/%.ipynb)
 COMMITTED_CHAPTERS := $(CHAPTERS:%=book/%.ipynb)
 LIB_SOURCES := $(shell find lib -name '*.py' 2>/dev/null) $(wildcard data/prompts/*.yaml data/reference/*.yaml)
 
-# Every capture of the run: the chapter's own parameters plus the sweep and control captures.
-CAPTURE_PARAMS := $(PARAMS_DIR)/capturing_activations.yaml $(wildcard $(PARAMS_DIR)/capture-*.yaml)
+# Every capture of the run: the chapter's own parameters plus the sweep and control captures. The optional
+# ones (capture-*-free.yaml: the free-running twin, which no chapter reads) run only when asked for, e.g.
+# `make build/default/captures/capture-random-init-free.ipynb`.
+CAPTURE_PARAMS := $(PARAMS_DIR)/capturing_activations.yaml \
+	$(filter-out %-free.yaml,$(wildcard $(PARAMS_DIR)/capture-*.yaml))
 CAPTURE_RUNS := $(patsubst $(PARAMS_DIR)/%.yaml,build/$(PARAMS_SET)/captures/%.ipynb,$(CAPTURE_PARAMS))
 
 # Execute notebooks/$(1).md with parameters $(2) into $(3): papermill writes to a temporary file that

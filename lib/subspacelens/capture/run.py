@@ -9,6 +9,7 @@ exactly as a single run does.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -37,6 +38,7 @@ from subspacelens.cache import (
 from subspacelens.capture.adapters import ModelAdapter, adapter_for
 from subspacelens.capture.hooks import BlockRecord, TraceBlocks, parse_layers, parse_steps
 from subspacelens.capture.loading import check_device, load_pipeline, torch_dtype
+from subspacelens.capture.teacher_forcing import RANDOM_INIT, TeacherForcing, load_twin
 from subspacelens.capture.vocabulary import check_vocabulary
 from subspacelens.paths import resolve
 from subspacelens.prompts import load_prompt_set
@@ -67,6 +69,8 @@ class CaptureConfig:
     shard_index: int = 0
     num_shards: int = 1
     allow_unknown_tokens: bool = False  # capture prompts with words the tokenizer does not know (warn, not refuse)
+    twin: str | None = None  # teacher forcing: record this twin ("random-init" or a folder) on the model's inputs
+    twin_seed: int = 0  # seed of a "random-init" twin
 
     def with_(self, **changes: Any) -> CaptureConfig:
         return replace(self, **changes)
@@ -118,6 +122,9 @@ def validate(config: CaptureConfig) -> pd.DataFrame:
     check_device(config.device)
     if not isinstance(config.allow_unknown_tokens, bool):
         raise ValueError(f"allow_unknown_tokens: must be True or False, got {config.allow_unknown_tokens!r}")
+    if config.twin is not None and (not isinstance(config.twin, (str, os.PathLike)) or not str(config.twin)):
+        raise ValueError(f"twin: must be None, {RANDOM_INIT!r} or a folder with a transformer/, got {config.twin!r}")
+    _check_int("twin_seed", config.twin_seed, 0)
     for name in ("height", "width"):
         value = getattr(config, name)
         if value is not None:
@@ -140,8 +147,12 @@ def model_fingerprint(pipe: Any, adapter: ModelAdapter) -> str:
     return h.hexdigest()[:16]
 
 
-def plan(config: CaptureConfig, pipe: Any) -> tuple[CacheSpec, dict]:
-    """The cache spec (layout, hashed config, attrs) and the pipeline call's fixed keyword arguments."""
+def plan(config: CaptureConfig, pipe: Any, twin_pipe: Any | None = None) -> tuple[CacheSpec, dict]:
+    """The cache spec (layout, hashed config, attrs) and the pipeline call's fixed keyword arguments.
+
+    ``twin_pipe`` (with ``config.twin``): the :class:`~subspacelens.capture.teacher_forcing.TwinView` whose
+    blocks are recorded; its weight fingerprint enters the hash next to the trained model's.
+    """
     validate(config)
     prompt_set_name, samples = select_samples(config.prompt_set, config.seeds)
     adapter = adapter_for(pipe)
@@ -167,6 +178,7 @@ def plan(config: CaptureConfig, pipe: Any) -> tuple[CacheSpec, dict]:
         k: v
         for k, v in asdict(config).items()
         if k not in ("layers", "steps", "token_layers", "token_steps", "seeds", "allow_unknown_tokens")
+        and k not in ("twin", "twin_seed")  # hashed below, only for a teacher-forced capture
     }
     hashed.update(
         layers=layers,
@@ -197,7 +209,16 @@ def plan(config: CaptureConfig, pipe: Any) -> tuple[CacheSpec, dict]:
         "device": str(config.device),
         "height": height,
         "width": width,
+        "teacher_forced": config.twin is not None,
     }
+    if config.twin is not None:  # only then: a free-running capture keeps the hash it always had
+        twin = {
+            "twin": str(config.twin),
+            "twin_seed": int(config.twin_seed),
+            "twin_fingerprint": model_fingerprint(twin_pipe, adapter),
+        }
+        hashed.update(teacher_forced=True, **twin)
+        attrs.update(twin)
     spec = CacheSpec(
         samples=samples[["subject", "category", "seed", "prompt"]],
         layers=layers,
@@ -296,16 +317,30 @@ def run_capture(
     out = resolve(out)
     validate(config)
     pipe = pipeline if pipeline is not None else load_pipeline(config.model, dtype=config.model_dtype, device=config.device)
-    spec, call = plan(config, pipe)
+    forcing = None
+    if config.twin is not None:
+        forcing = TeacherForcing(pipe, load_twin(config.twin, pipe, seed=config.twin_seed))
+    spec, call = plan(config, pipe, forcing.twin_pipe if forcing else None)
     prompts = [*spec.samples["prompt"], *([config.negative_prompt] if config.negative_prompt else [])]
     check_vocabulary(pipe.tokenizer, prompts, allow_unknown_tokens=config.allow_unknown_tokens)
     with store_lock(out):
-        _fill_store(out, spec, call, pipe, progress=progress, verify_hashes=verify_hashes)
+        _fill_store(out, spec, call, pipe, progress=progress, verify_hashes=verify_hashes, forcing=forcing)
     return out
 
 
-def _fill_store(out: Path, spec: CacheSpec, call: dict, pipe: Any, *, progress: bool, verify_hashes: bool) -> None:
-    """Create or resume the store, recompute the batches found damaged, generate every missing batch."""
+def _fill_store(
+    out: Path,
+    spec: CacheSpec,
+    call: dict,
+    pipe: Any,
+    *,
+    progress: bool,
+    verify_hashes: bool,
+    forcing: TeacherForcing | None = None,
+) -> None:
+    """Create or resume the store, recompute the batches found damaged, generate every missing batch.
+
+    With ``forcing`` the blocks recorded are the twin's, run on the inputs of ``pipe``'s denoiser."""
     writer = CacheWriter.open(out, spec)
     damaged = verify_cache(out, hashes=verify_hashes).damaged
     if damaged:
@@ -320,7 +355,7 @@ def _fill_store(out: Path, spec: CacheSpec, call: dict, pipe: Any, *, progress: 
     done = total - sum(slices[b].stop - slices[b].start for b in todo)
     bar = tqdm(total=total, initial=done, unit="img", desc=f"capture {out.name}", disable=not progress)
     trace = TraceBlocks(
-        pipe,
+        forcing.twin_pipe if forcing else pipe,
         spec.layers,
         spec.steps,
         cfg=len(spec.branches) == 2,
@@ -336,7 +371,7 @@ def _fill_store(out: Path, spec: CacheSpec, call: dict, pipe: Any, *, progress: 
             trace.sink = buffer
             generators = [torch.Generator("cpu").manual_seed(int(s)) for s in rows["seed"]]
             start = time.perf_counter()
-            with trace:
+            with forcing or contextlib.nullcontext(), trace:
                 result = pipe(list(rows["prompt"]), generator=generators, **call)
             seconds = time.perf_counter() - start
             buffer.check()
