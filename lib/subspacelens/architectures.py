@@ -75,7 +75,7 @@ def core_profiles(cache, *, chapters: Sequence[str] | None = None, step_index: i
                 prof = prof.assign_coords(block_kind=("layer", ds["block_kind"].values))
             prof.attrs.update(chapter=p.chapter, label=p.label, blocks=int(ds.attrs.get("num_layers_total", 0)))
             out[p.chapter] = prof
-    return out
+    return {p.chapter: out[p.chapter] for p in chosen}  # in the book's order
 
 
 def depth_summary(by_model: Mapping[str, Mapping[str, xr.Dataset]]) -> pd.DataFrame:
@@ -96,8 +96,9 @@ def depth_summary(by_model: Mapping[str, Mapping[str, xr.Dataset]]) -> pd.DataFr
                 row[name] = float(values[0])
                 if "boot" in stats:
                     tail = (1 - float(prof.attrs.get("level", 0.95))) / 2
-                    low, high = np.nanquantile(stats["boot"][name], [tail, 1 - tail])
-                    row[f"{name} CI"] = f"[{low:.3g}, {high:.3g}]"
+                    draws_ = stats["boot"][name][np.isfinite(stats["boot"][name])]
+                    low, high = np.quantile(draws_, [tail, 1 - tail]) if draws_.size else (np.nan, np.nan)
+                    row[f"{name} CI"] = f"[{low:.3g}, {high:.3g}]" if draws_.size else "n/a"
             rows.append(row)
     return pd.DataFrame(rows).set_index(["chapter", "model"])
 
