@@ -80,7 +80,8 @@ def core_profiles(cache, *, chapters: Sequence[str] | None = None, step_index: i
 
 def depth_summary(by_model: Mapping[str, Mapping[str, xr.Dataset]]) -> pd.DataFrame:
     """One row per (chapter, model): the curve's first and last block, its ratio last/first, and the relative
-    depth of its maximum (``argmax_depth``), each with a bootstrap interval when the profiles carry
+    depths of its maximum and minimum (``argmax_depth``, ``argmin_depth``: the transition block is a minimum of
+    overlap), each with a bootstrap interval when the profiles carry
     replicates (``samples``; the same resamples for every block, so ratios and argmaxes get intervals too).
     """
     rows = []
@@ -104,8 +105,9 @@ def depth_summary(by_model: Mapping[str, Mapping[str, xr.Dataset]]) -> pd.DataFr
 
 
 def _curve_stats(curves: np.ndarray, depth: np.ndarray) -> dict[str, np.ndarray]:
-    """``curves`` (draws, layer) -> first, last, last/first, relative depth of the maximum, per draw."""
+    """``curves`` (draws, layer) -> first, last, last/first, relative depths of the maximum and minimum, per draw."""
     first, last = curves[:, 0], curves[:, -1]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(first != 0, last / first, np.nan)
-    return {"first": first, "last": last, "last/first": ratio, "argmax_depth": depth[np.argmax(curves, axis=1)]}
+    return {"first": first, "last": last, "last/first": ratio, "argmax_depth": depth[np.argmax(curves, axis=1)],
+            "argmin_depth": depth[np.argmin(curves, axis=1)]}
