@@ -219,3 +219,43 @@ def test_tokens_of_the_wrong_width_name_the_block(pipes):
                 _call(pipe, "sana", guidance_scale=1.0)
     finally:
         handle.remove()
+
+
+def test_flux_true_cfg_calls_are_named_by_the_pipelines_cache_context(pipes, references):
+    """The uncond branch of a true-CFG capture is the call with the negative prompt: at step 0 it equals the
+    cond branch of a distilled run on the empty prompt with the same seed (swapped names would fail)."""
+    pipe = pipes["flux"]
+    step0 = open_cache(references["flux"]).activations.isel(step=0)
+    generators = [torch.Generator().manual_seed(0)]
+    kwargs = dict(adapter_for(pipe).call_kwargs(pipe, 16, 16), height=16, width=16, num_inference_steps=3,
+                  output_type="latent", generator=generators, guidance_scale=4.5)  # the references' guidance
+    with TraceBlocks(pipe, "all", [0], cfg=False) as trace:
+        pipe([""], **kwargs)
+    first = int(np.flatnonzero(step0.seed.values == 0)[0])
+    for layer in range(FAMILIES["flux"].num_blocks):
+        empty = trace.cache[f"blocks.{layer}", 0, "cond"][0].numpy()
+        np.testing.assert_allclose(step0.sel(branch="uncond", layer=layer).values[first], empty, rtol=1e-5, atol=1e-6)
+        assert np.abs(step0.sel(branch="cond", layer=layer).values[first] - empty).max() > 1e-4
+
+
+def test_the_cache_context_wrapper_is_removed_like_the_hooks(pipes):
+    pipe = pipes["flux"]
+    hooks = lambda: sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in pipe.transformer.modules())  # noqa: E731
+    before = hooks()
+    with pytest.raises(RuntimeError, match="boom"):
+        with TraceBlocks(pipe, "all", cfg=True) as trace:
+            assert "cache_context" in pipe.transformer.__dict__ and trace.per_call
+            raise RuntimeError("boom")
+    assert "cache_context" not in pipe.transformer.__dict__ and hooks() == before
+    with TraceBlocks(pipe, "all", cfg=True):
+        with pytest.raises(RuntimeError, match=r"cache_context\('other'\).*one of \('uncond', 'cond'\)"):
+            with pipe.transformer.cache_context("other"):
+                pipe.transformer(**_flux_inputs(pipe))
+
+
+def _flux_inputs(pipe):
+    """Random inputs of the tiny Flux transformer's forward: 16 packed image tokens, 4 text tokens."""
+    config = pipe.transformer.config
+    return dict(hidden_states=torch.randn(1, 16, config.in_channels), encoder_hidden_states=torch.randn(1, 4, 32),
+                pooled_projections=torch.randn(1, 16), timestep=torch.tensor([0.5]), guidance=torch.tensor([3.5]),
+                img_ids=torch.zeros(16, 3), txt_ids=torch.zeros(4, 3), return_dict=False)
