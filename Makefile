@@ -3,7 +3,8 @@
 #   make test   create .venv if missing, run pytest, nbval over the executed chapters, and the browser test
 # Also: make chapter NB=<name> PARAMS=<yaml>, make bench, make clean.
 # PARAMS_SET picks the folder of named parameter sets: params/default (the organism on CPU),
-# params/pixart-alpha (the real experiment on a GPU), params/ci.
+# params/pixart-alpha (the real experiment on a GPU), params/ci; on a GPU also params/pixart-sigma,
+# params/sana, params/sd3 and params/flux (the same book on another family).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -26,7 +27,7 @@ export OPENBLAS_NUM_THREADS := 1
 
 # Chapter order follows _toc.yml; the first three produce the model and the caches the others read.
 ANALYSIS_CHAPTERS := validating_the_lens rate_reduction_across_layers effective_rank transition_block \
-	per_subject cond_vs_uncond dense_not_sparse beyond_isotropic_noise controls reproduce_on_pixart scorecard
+	per_subject cond_vs_uncond dense_not_sparse beyond_isotropic_noise controls architectures reproduce_on_pixart scorecard
 CHAPTERS := training_the_organism capturing_activations $(ANALYSIS_CHAPTERS)
 # Where executed chapters go: book/ (what the HTML renders) unless OUT_DIR says otherwise.
 OUT_DIR ?= book

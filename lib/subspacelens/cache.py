@@ -12,6 +12,7 @@ Layout of ``<name>.zarr`` (zarr format 2, not consolidated; see DESIGN.md for th
 * ``latents`` (sample, channel, latent_y, latent_x): the final denoised latents (decode with the VAE to
   see the image), unless ``keep_latents=False``.
 * coords ``subject``, ``category``, ``seed``, ``prompt`` on ``sample``; ``timestep`` on ``step``;
+  ``block_kind`` on ``layer`` (``cross``, ``joint``, ``double``, ``single``: see the model adapters);
   ``branch`` in ``("uncond", "cond")`` or ``("cond",)``.
 * attrs: ``model``, ``guidance_scale``, ``num_inference_steps``, ``scheduler``, ``dtype``, ``prompt_set``,
   ``reduction``, ``package_versions`` (JSON), ``config_hash``, ``num_layers_total``, ``capture_seconds``
@@ -142,6 +143,7 @@ class CacheSpec:
     latent_shape: tuple[int, ...] | None = None  # (channel, y, x)
     shard_index: int = 0
     num_shards: int = 1
+    block_kinds: list[str] = field(default_factory=list)  # one per kept layer (coord block_kind); [] = none
 
     @property
     def hash(self) -> str:
@@ -178,6 +180,7 @@ def _empty_dataset(spec: CacheSpec) -> tuple[xr.Dataset, dict]:
         "seed": ("sample", spec.samples["seed"].to_numpy(dtype=np.int64)),
         "prompt": ("sample", np.asarray(spec.samples["prompt"].tolist(), dtype=str)),
         "layer": np.asarray(spec.layers, dtype=np.int64),
+        **({"block_kind": ("layer", np.asarray(spec.block_kinds, dtype=str))} if spec.block_kinds else {}),
         "step": np.asarray(spec.steps, dtype=np.int64),
         "timestep": ("step", _timestep_coord(spec.timesteps)),
         "branch": np.asarray(spec.branches, dtype=str),

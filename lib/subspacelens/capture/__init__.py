@@ -2,8 +2,10 @@
 
 * :class:`TraceBlocks` — context manager with forward hooks on chosen blocks (hook points ``blocks.<i>``)
   and a step pre-hook on the denoiser; :func:`run_with_cache` for a one-off call.
-* :class:`ModelAdapter` / :class:`PixArtAdapter` — where a model family keeps its blocks, CFG layout,
-  hidden size; :func:`adapter_for` picks one for a pipeline.
+* :class:`ModelAdapter` and one adapter per family (:class:`PixArtAdapter` for PixArt-α/Σ,
+  :class:`SanaAdapter`, :class:`SD3Adapter`, :class:`FluxAdapter`) — where a family keeps its blocks, its
+  branch layout, hidden size; :func:`adapter_for` picks one for a pipeline.
+* :func:`random_init_twin` — the same pipeline with its denoiser re-initialised from its config (the control).
 * :func:`load_pipeline` — ``DiffusionPipeline.from_pretrained`` (safetensors only, never remote code) with
   a clear :class:`ModelNotFoundError` when the weights are not here; :func:`check_device` before loading.
 * :class:`TeacherForcing` with :func:`load_twin` — a twin denoiser (``"random-init"`` or a saved one) run on
@@ -13,22 +15,37 @@
   :mod:`subspacelens.cache`; :func:`decode_latents` turns cached latents into images.
 """
 
-from subspacelens.capture.adapters import ADAPTERS, ModelAdapter, PixArtAdapter, adapter_for
+from subspacelens.capture.adapters import (
+    ADAPTERS,
+    BlockOutputError,
+    FluxAdapter,
+    ModelAdapter,
+    PixArtAdapter,
+    SanaAdapter,
+    SD3Adapter,
+    adapter_for,
+)
 from subspacelens.capture.hooks import BlockRecord, TraceBlocks, hook_name, parse_layers, parse_steps, run_with_cache
 from subspacelens.capture.loading import ModelNotFoundError, check_device, load_pipeline, torch_dtype
 from subspacelens.capture.run import CaptureConfig, decode_latents, model_fingerprint, plan, run_capture, select_samples, validate
 from subspacelens.capture.teacher_forcing import RANDOM_INIT, TeacherForcing, TwinView, load_twin
 from subspacelens.capture.vocabulary import UnknownTokensWarning, check_vocabulary, unknown_words
 
+from subspacelens.capture.twin import random_init_twin
+
 __all__ = [
     "ADAPTERS",
+    "BlockOutputError",
     "RANDOM_INIT",
     "BlockRecord",
     "CaptureConfig",
+    "FluxAdapter",
     "ModelAdapter",
     "ModelNotFoundError",
     "PixArtAdapter",
     "TeacherForcing",
+    "SD3Adapter",
+    "SanaAdapter",
     "TraceBlocks",
     "TwinView",
     "UnknownTokensWarning",
@@ -43,6 +60,7 @@ __all__ = [
     "parse_layers",
     "parse_steps",
     "plan",
+    "random_init_twin",
     "run_capture",
     "run_with_cache",
     "select_samples",

@@ -11,6 +11,11 @@ Plain ``torch`` hooks: one forward hook (``with_kwargs=True``) per chosen block 
 on the denoiser that records the current denoising-step index and the scheduler timestep. Every handle
 is removed on exit, also when generation raises.
 
+Branches: with the adapter's ``cfg_split == "batch"`` (PixArt, SANA, SD3) each call's batch is split into
+``adapter.cfg_layout``. With ``"calls"`` (Flux true CFG: one call per branch and step) the branch of a call
+is the name the pipeline gives it with ``transformer.cache_context(name)``; for the duration of the trace
+the denoiser's ``cache_context`` is wrapped to record that name (the wrapper is removed on exit).
+
 Each captured value is detached, reduced on the model's device, and moved to CPU in the chosen dtype as
 soon as the block returns; it is handed to ``sink(record)`` (a :class:`BlockRecord`). Without a sink the
 records are kept in ``trace.records`` (fine for a few prompts; :func:`~subspacelens.capture.run_capture`
@@ -24,9 +29,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import contextlib
+
 import torch
 
-from subspacelens.capture.adapters import ModelAdapter, adapter_for
+from subspacelens.capture.adapters import BlockOutputError, ModelAdapter, adapter_for
+from subspacelens.capture.adapters.base import describe
 
 REDUCTIONS = ("mean", "tokens")
 
@@ -101,16 +109,18 @@ class TraceBlocks:
     pipe : a diffusers pipeline the adapter understands (``adapter_for(pipe)`` by default).
     layers : ``"all"``, block indices or hook names (``"blocks.7"``).
     steps : denoising-step indices (0-based, in call order) to keep; ``None`` keeps every step.
-    cfg : whether the pipeline batches CFG branches (guidance on). With ``cfg=True`` the batch is split
-        into ``adapter.cfg_layout`` (PixArt: ``("uncond", "cond")``); otherwise one branch ``"cond"``.
+    cfg : whether the pipeline runs an unconditional branch (guidance on). With ``cfg=True`` the branches
+        are ``adapter.cfg_layout`` (``("uncond", "cond")``), split off the batch or named per call (see the
+        module docstring); otherwise one branch ``"cond"``.
     reduction : ``"mean"`` (mean over image tokens, ``(n, d)``) or ``"tokens"`` (full grid, ``(n, T, d)``).
     token_layers, token_steps : extra full-token-grid records (``reduction="tokens"``) at these layers
         x steps, in addition to ``reduction`` everywhere in ``layers`` x ``steps``.
     dtype : dtype of the CPU copies (reductions are computed in at least float32 first).
     sink : ``callable(BlockRecord)``; default: append to ``self.records``.
 
-    The step index counts denoiser calls since the start of the current generation; a generation starts
-    when the timestep does not decrease (or after :meth:`reset`). ``self.timesteps`` maps step -> timestep.
+    The step index counts denoising steps since the start of the current generation (with one call per
+    branch, the calls of one step share its timestep); a generation starts when the timestep does not
+    decrease (or after :meth:`reset`). ``self.timesteps`` maps step -> timestep.
     """
 
     def __init__(
@@ -141,6 +151,7 @@ class TraceBlocks:
         self.token_layers = parse_layers(token_layers, n) if token_layers else []
         self.token_steps = parse_steps(token_steps) if token_steps else []
         self.branches: tuple[str, ...] = tuple(self.adapter.cfg_layout) if cfg else ("cond",)
+        self.per_call = cfg and self.adapter.cfg_split == "calls"
         self.reduction = reduction
         self.dtype = dtype
         self.sink = sink if sink is not None else self.records_append
@@ -154,14 +165,40 @@ class TraceBlocks:
         """Start counting steps afresh (the next denoiser call is step 0)."""
         self.step = -1
         self._last_t: float | None = None
+        self._context: str | None = None  # the pipeline's cache_context name of the running call
+        self._step_branches: set[str] = set()  # branches already called at this step ("calls" layout)
+        self._call_branch: str | None = None
 
     def _pre_hook(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
         t = self.adapter.timestep(args, kwargs)
-        if self._last_t is not None and t >= self._last_t:
-            self.step = -1  # timesteps decrease within a generation: this is a new one
-        self.step += 1
+        branch = self._branch_of_call() if self.per_call else None
+        same_step = self.per_call and t == self._last_t and branch not in self._step_branches
+        if not same_step:
+            if self._last_t is not None and t >= self._last_t:
+                self.step = -1  # timesteps decrease within a generation: this is a new one
+            self.step += 1
+            self._step_branches = set()
+        self._step_branches.add(branch)
+        self._call_branch = branch
         self._last_t = t
         self.timesteps[self.step] = t
+
+    def _branch_of_call(self) -> str:
+        if self._context not in self.branches:
+            raise RuntimeError(
+                f"{type(self.pipe).__name__}: a denoiser call ran inside cache_context({self._context!r}); "
+                f"with one call per branch every call must be named one of {self.branches}"
+            )
+        return self._context
+
+    @contextlib.contextmanager
+    def _recording_context(self, original: Callable, name: str, **kwargs: Any):
+        self._context = name
+        try:
+            with original(name, **kwargs):
+                yield
+        finally:
+            self._context = None
 
     def _wanted(self, layer: int) -> tuple[bool, bool]:
         step = self.step
@@ -175,13 +212,17 @@ class TraceBlocks:
             primary, extra_tokens = self._wanted(layer)
             if not (primary or extra_tokens):
                 return None
-            x = self.adapter.image_tokens(output).detach()
-            if x.shape[0] % len(self.branches):
+            x = self._read_tokens(layer, module, output)
+            if self.per_call:
+                parts = [(self._call_branch, x)]
+            elif x.shape[0] % len(self.branches):
                 raise RuntimeError(
                     f"{hook_name(layer)}: batch of {x.shape[0]} does not split into CFG branches {self.branches};"
                     " was TraceBlocks built with the right cfg= for this call?"
                 )
-            for branch, part in zip(self.branches, x.chunk(len(self.branches), dim=0)):
+            else:
+                parts = list(zip(self.branches, x.chunk(len(self.branches), dim=0)))
+            for branch, part in parts:
                 if primary:
                     self._emit(layer, branch, self.reduction, part)
                 if extra_tokens and not (primary and self.reduction == "tokens"):
@@ -189,6 +230,20 @@ class TraceBlocks:
             return None
 
         return hook
+
+    def _read_tokens(self, layer: int, module: torch.nn.Module, output: Any) -> torch.Tensor:
+        """The block's image tokens, or an error naming the block when the adapter cannot read them."""
+        where = f"{hook_name(layer)} ({type(module).__name__})"
+        try:
+            x = self.adapter.image_tokens(output)
+        except BlockOutputError as err:
+            raise BlockOutputError(f"{where}: {err}") from None
+        if x.ndim != 3 or x.shape[-1] != self._hidden_size:
+            raise BlockOutputError(
+                f"{where}: {type(self.adapter).__name__} read {describe(x)} as image tokens, expected "
+                f"(batch, tokens, {self._hidden_size})"
+            )
+        return x.detach()
 
     def _emit(self, layer: int, branch: str, reduction: str, part: torch.Tensor) -> None:
         if reduction == "mean":
@@ -209,10 +264,13 @@ class TraceBlocks:
         self._step_set = set(self.steps or ())
         self._token_layer_set = set(self.token_layers)
         self._token_step_set = set(self.token_steps)
+        self._hidden_size = self.adapter.hidden_size(self.pipe)
         self.reset()
         try:
             denoiser = self.adapter.denoiser(self.pipe)
             self._handles.append(denoiser.register_forward_pre_hook(self._pre_hook, with_kwargs=True))
+            if self.per_call:
+                self._handles.append(_ContextWrapper(denoiser, self._recording_context))
             for layer in sorted(self._layer_set | self._token_layer_set):
                 block = self._blocks[layer]
                 self._handles.append(block.register_forward_hook(self._block_hook(layer), with_kwargs=True))
@@ -244,6 +302,21 @@ class TraceBlocks:
         return {k: torch.cat(v) for k, v in parts.items()}
 
 
+class _ContextWrapper:
+    """Shadows ``module.cache_context`` with ``wrapper(original, name, **kw)`` until :meth:`remove`
+    (a handle like torch's, so :meth:`TraceBlocks.remove` undoes it with the hooks)."""
+
+    def __init__(self, module: torch.nn.Module, wrapper: Callable) -> None:
+        if not hasattr(module, "cache_context"):
+            raise ValueError(f"{type(module).__name__} has no cache_context: its calls cannot be named per branch")
+        original = module.cache_context
+        self.module = module
+        module.cache_context = lambda name, **kw: wrapper(original, name, **kw)
+
+    def remove(self) -> None:
+        self.module.__dict__.pop("cache_context", None)
+
+
 def run_with_cache(
     pipe: Any,
     *args: Any,
@@ -255,9 +328,11 @@ def run_with_cache(
 ) -> tuple[Any, dict]:
     """Call ``pipe(*args, **pipe_kwargs)`` under :class:`TraceBlocks`; return ``(output, trace.cache)``.
 
-    The CFG layout follows ``guidance_scale`` (the pipeline's default 4.5 when not given).
+    Whether there is an unconditional branch is the adapter's reading of ``pipe_kwargs``
+    (``adapter.guided``; the pipelines' default ``guidance_scale`` when not given is taken as on).
     """
-    guidance = pipe_kwargs.get("guidance_scale", 4.5)
-    with TraceBlocks(pipe, layers, steps, cfg=guidance > 1.0, reduction=reduction, dtype=dtype) as trace:
+    adapter = adapter_for(pipe)
+    cfg = adapter.guided({"guidance_scale": 4.5, **pipe_kwargs})
+    with TraceBlocks(pipe, layers, steps, cfg=cfg, reduction=reduction, dtype=dtype, adapter=adapter) as trace:
         output = pipe(*args, **pipe_kwargs)
     return output, trace.cache

@@ -53,7 +53,8 @@ class CaptureConfig:
     prompt_set: str = "v2"
     seeds: int | Sequence[int] | None = None  # None: the prompt set's seeds; int n: seeds 0..n-1; list: those
     num_inference_steps: int = 20
-    guidance_scale: float = 4.5  # <= 1: guidance off, one branch "cond"
+    guidance_scale: float = 4.5  # <= 1: guidance off, one branch "cond" (Flux: the distilled-guidance value)
+    true_cfg_scale: float = 1.0  # > 1: Flux "true CFG", a separate unconditional call per step (hashed when != 1)
     steps: Sequence[int] | None = (0, 6, 13, 19)  # denoising-step indices kept; None: all
     layers: str | Sequence[int | str] = "all"
     dtype: str = "float32"  # dtype of the cache
@@ -108,8 +109,10 @@ def validate(config: CaptureConfig) -> pd.DataFrame:
     """Check every parameter that can be checked without the model; return the samples."""
     _check_int("num_inference_steps", config.num_inference_steps, 1)
     _check_int("batch_size", config.batch_size, 1)
-    if not isinstance(config.guidance_scale, (int, float)) or not np.isfinite(config.guidance_scale):
-        raise ValueError(f"guidance_scale: must be a finite number, got {config.guidance_scale!r}")
+    for name in ("guidance_scale", "true_cfg_scale"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            raise ValueError(f"{name}: must be a finite number, got {value!r}")
     parse_steps(config.steps, config.num_inference_steps)
     if config.token_steps:
         parse_steps(config.token_steps, config.num_inference_steps)
@@ -164,22 +167,34 @@ def plan(config: CaptureConfig, pipe: Any, twin_pipe: Any | None = None) -> tupl
     native_h, native_w = adapter.native_size(pipe)
     height, width = config.height or native_h, config.width or native_w
     call_kwargs = adapter.call_kwargs(pipe, height, width)
-    scheduler = copy.deepcopy(pipe.scheduler)
-    scheduler.set_timesteps(config.num_inference_steps, device="cpu")
-    all_timesteps = [float(t) for t in scheduler.timesteps]
+    if config.true_cfg_scale != 1.0:
+        if adapter.cfg_split != "calls":
+            raise ValueError(
+                f"true_cfg_scale: {config.true_cfg_scale} is for pipelines that run the unconditional branch as a "
+                f"separate call (Flux); {type(pipe).__name__} batches it, set guidance_scale instead"
+            )
+        call_kwargs["true_cfg_scale"] = float(config.true_cfg_scale)
+    all_timesteps = adapter.timesteps(pipe, config.num_inference_steps, height, width)
     if len(all_timesteps) != config.num_inference_steps:
         raise ValueError(
             f"num_inference_steps: {type(scheduler).__name__} makes {len(all_timesteps)} denoiser calls for "
             f"{config.num_inference_steps} steps; only one call per step is supported"
         )
-    cfg = config.guidance_scale > 1.0
+    call = dict(
+        call_kwargs,
+        height=height,
+        width=width,
+        num_inference_steps=config.num_inference_steps,
+        guidance_scale=config.guidance_scale,
+        negative_prompt=config.negative_prompt,
+        output_type="latent",
+    )
+    cfg = adapter.guided(call)
     branches = tuple(adapter.cfg_layout) if cfg else ("cond",)
-    hashed = {
-        k: v
-        for k, v in asdict(config).items()
-        if k not in ("layers", "steps", "token_layers", "token_steps", "seeds", "allow_unknown_tokens")
-        and k not in ("twin", "twin_seed")  # hashed below, only for a teacher-forced capture
-    }
+    unhashed = ("layers", "steps", "token_layers", "token_steps", "seeds", "allow_unknown_tokens",
+                "true_cfg_scale",  # hashed via call_kwargs
+                "twin", "twin_seed")  # hashed below, only for a teacher-forced capture
+    hashed = {k: v for k, v in asdict(config).items() if k not in unhashed}
     hashed.update(
         layers=layers,
         steps=steps,
@@ -210,6 +225,8 @@ def plan(config: CaptureConfig, pipe: Any, twin_pipe: Any | None = None) -> tupl
         "height": height,
         "width": width,
         "teacher_forced": config.twin is not None,
+        "guidance_mode": guidance_mode(pipe, adapter, cfg),
+        "true_cfg_scale": float(config.true_cfg_scale),
     }
     if config.twin is not None:  # only then: a free-running capture keeps the hash it always had
         twin = {
@@ -222,6 +239,7 @@ def plan(config: CaptureConfig, pipe: Any, twin_pipe: Any | None = None) -> tupl
     spec = CacheSpec(
         samples=samples[["subject", "category", "seed", "prompt"]],
         layers=layers,
+        block_kinds=[adapter.block_kinds(pipe)[i] for i in layers],
         steps=steps,
         timesteps=[all_timesteps[s] for s in steps],
         branches=branches,
@@ -237,16 +255,15 @@ def plan(config: CaptureConfig, pipe: Any, twin_pipe: Any | None = None) -> tupl
         shard_index=int(config.shard_index),
         num_shards=int(config.num_shards),
     )
-    call = dict(
-        call_kwargs,
-        height=height,
-        width=width,
-        num_inference_steps=config.num_inference_steps,
-        guidance_scale=config.guidance_scale,
-        negative_prompt=config.negative_prompt,
-        output_type="latent",
-    )
     return spec, call
+
+
+def guidance_mode(pipe: Any, adapter: ModelAdapter, cfg: bool) -> str:
+    """How the run guides: ``"cfg"`` (branches in one batch), ``"true-cfg"`` (one call per branch),
+    ``"distilled"`` (a guidance embedding, no unconditional branch) or ``"none"``."""
+    if cfg:
+        return "cfg" if adapter.cfg_split == "batch" else "true-cfg"
+    return "distilled" if getattr(adapter.denoiser(pipe).config, "guidance_embeds", False) else "none"
 
 
 @dataclass
@@ -354,10 +371,12 @@ def _fill_store(
     total = sum(slices[b].stop - slices[b].start for b in mine)
     done = total - sum(slices[b].stop - slices[b].start for b in todo)
     bar = tqdm(total=total, initial=done, unit="img", desc=f"capture {out.name}", disable=not progress)
+    adapter = adapter_for(pipe)
     trace = TraceBlocks(
         forcing.twin_pipe if forcing else pipe,
         spec.layers,
         spec.steps,
+        adapter=adapter,
         cfg=len(spec.branches) == 2,
         token_layers=spec.token_layers,
         token_steps=spec.token_steps,
@@ -376,7 +395,10 @@ def _fill_store(
             seconds = time.perf_counter() - start
             buffer.check()
             _check_timesteps(trace, spec)
-            latents = result.images.detach().float().cpu().numpy() if spec.latent_shape is not None else None
+            latents = None
+            if spec.latent_shape is not None:
+                final = adapter.final_latents(pipe, result.images.detach(), call["height"], call["width"])
+                latents = final.float().cpu().numpy()
             writer.write_batch(b, buffer.activations, tokens=buffer.tokens, latents=latents, seconds=seconds)
             bar.update(len(rows))
     finally:
@@ -386,7 +408,8 @@ def _fill_store(
 
 def _check_timesteps(trace: TraceBlocks, spec: CacheSpec) -> None:
     seen = [trace.timesteps.get(s) for s in spec.steps]
-    if not np.allclose(np.asarray(seen, dtype=float), np.asarray(spec.timesteps, dtype=float)):
+    # Flux passes t / 1000 in the model's dtype: bfloat16 keeps about three significant digits.
+    if not np.allclose(np.asarray(seen, dtype=float), np.asarray(spec.timesteps, dtype=float), rtol=1e-2):
         raise RuntimeError(f"capture: the pipeline ran timesteps {seen}, the cache expects {spec.timesteps}")
 
 
@@ -394,10 +417,11 @@ def decode_latents(pipe: Any, latents: Any, *, batch_size: int = 16) -> np.ndarr
     """Decode cached final latents (``(n, C, y, x)``, array or DataArray) with the pipeline's VAE into
     images in the library's convention, ``(n, 3, H, W)`` float32 in [-1, 1] (see :mod:`subspacelens.viz.images`)."""
     vae = pipe.vae
+    shift = getattr(vae.config, "shift_factor", None) or 0.0  # SD3 and Flux VAEs: latents are shifted, then scaled
     values = torch.as_tensor(np.asarray(latents), dtype=vae.dtype, device=vae.device)
     parts = []
     with torch.no_grad():
         for chunk in values.split(batch_size):
-            decoded = vae.decode(chunk / vae.config.scaling_factor, return_dict=False)[0]
+            decoded = vae.decode(chunk / vae.config.scaling_factor + shift, return_dict=False)[0]
             parts.append(decoded.float().clamp(-1, 1).cpu().numpy())
     return np.concatenate(parts)
