@@ -7,13 +7,15 @@
 * :func:`load_pipeline` — ``DiffusionPipeline.from_pretrained`` (safetensors only, never remote code) with
   a clear :class:`ModelNotFoundError` when the weights are not here.
 * :func:`run_capture` with :class:`CaptureConfig` — the resumable, shardable capture into
-  :mod:`subspacelens.cache`; :func:`decode_latents` turns cached latents into images.
+  :mod:`subspacelens.cache`; :func:`decode_latents` turns cached latents into images;
+  :func:`capture_on_cluster` runs the shards as tasks on a dask cluster and merges them.
 """
 
 from subspacelens.capture.adapters import ADAPTERS, ModelAdapter, PixArtAdapter, adapter_for
 from subspacelens.capture.hooks import BlockRecord, TraceBlocks, hook_name, parse_layers, parse_steps, run_with_cache
 from subspacelens.capture.loading import ModelNotFoundError, load_pipeline, torch_dtype
 from subspacelens.capture.run import CaptureConfig, decode_latents, model_fingerprint, plan, run_capture, select_samples, validate
+from subspacelens.capture.cluster import capture_on_cluster  # noqa: I001 (needs run)
 
 __all__ = [
     "ADAPTERS",
@@ -24,6 +26,7 @@ __all__ = [
     "PixArtAdapter",
     "TraceBlocks",
     "adapter_for",
+    "capture_on_cluster",
     "decode_latents",
     "hook_name",
     "load_pipeline",

@@ -51,6 +51,7 @@ class CaptureConfig:
     width: int | None = None
     token_layers: Sequence[int | str] = ()  # full token grids (variable `tokens`) at these layers ...
     token_steps: Sequence[int] = ()  # ... x these steps
+    token_dtype: str | None = None  # dtype of the token grids (None: `dtype`); "float16" halves the store
     keep_latents: bool = True  # store the final latents (variable `latents`) to decode images later
     negative_prompt: str = ""
     shard_index: int = 0
@@ -103,6 +104,8 @@ def validate(config: CaptureConfig) -> pd.DataFrame:
         raise ValueError("token_layers, token_steps: give both or neither")
     torch_dtype(config.dtype)
     torch_dtype(config.model_dtype)
+    if config.token_dtype is not None:
+        torch_dtype(config.token_dtype)
     for name in ("height", "width"):
         value = getattr(config, name)
         if value is not None:
@@ -149,8 +152,13 @@ def plan(config: CaptureConfig, pipe: Any) -> tuple[CacheSpec, dict]:
     cfg = config.guidance_scale > 1.0
     branches = tuple(adapter.cfg_layout) if cfg else ("cond",)
     hashed = {
-        k: v for k, v in asdict(config).items() if k not in ("layers", "steps", "token_layers", "token_steps", "seeds")
+        k: v
+        for k, v in asdict(config).items()
+        if k not in ("layers", "steps", "token_layers", "token_steps", "token_dtype", "seeds")
     }
+    token_dtype = str(config.token_dtype or config.dtype)
+    if token_layers:  # hashed only when tokens are stored, so token-less captures keep their hash
+        hashed["token_dtype"] = token_dtype
     hashed.update(
         layers=layers,
         steps=steps,
@@ -194,6 +202,7 @@ def plan(config: CaptureConfig, pipe: Any) -> tuple[CacheSpec, dict]:
         attrs=attrs,
         token_layers=token_layers,
         token_steps=token_steps,
+        token_dtype=token_dtype,
         num_tokens=adapter.num_tokens(pipe, height, width) if token_layers else 0,
         latent_shape=adapter.latent_shape(pipe, height, width) if config.keep_latents else None,
         shard_index=int(config.shard_index),
@@ -228,7 +237,7 @@ class _BatchBuffer:
         self.tokens = None
         if s.token_layers:
             shape = (self.n, len(s.token_layers), len(s.token_steps), len(s.branches), s.num_tokens, s.hidden_size)
-            self.tokens = np.empty(shape, dtype)
+            self.tokens = np.empty(shape, np.dtype(s.token_dtype))
         self._layer = {v: i for i, v in enumerate(s.layers)}
         self._step = {v: i for i, v in enumerate(s.steps)}
         self._tlayer = {v: i for i, v in enumerate(s.token_layers)}

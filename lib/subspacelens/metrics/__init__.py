@@ -18,6 +18,17 @@ Conventions, binding for every function here:
 from .bootstrap import BootstrapCI, bootstrap_ci
 from .coding_rate import coding_rate, coding_rate_curve
 from .isotropy import IsotropyResult, epps_pulley, isotropy_test
+from .moments import (
+    ClassMoments,
+    class_moments,
+    class_swap_null,
+    coding_rate_from_moments,
+    effective_rank_from_moments,
+    image_permutation_null,
+    participation_ratio_from_moments,
+    rate_reduction_from_moments,
+    subspace_overlap_from_moments,
+)
 from .overlap import SubspaceOverlap, mean_offdiagonal, subspace_overlap
 from .permutation import PermutationNull, permutation_null
 from .rate_reduction import RateReduction, rate_reduction, rate_reduction_curve
@@ -25,6 +36,15 @@ from .sparsity import hoyer_sparsity
 from .spectrum import effective_rank, participation_ratio
 
 __all__ = [
+    "ClassMoments",
+    "class_moments",
+    "class_swap_null",
+    "coding_rate_from_moments",
+    "effective_rank_from_moments",
+    "image_permutation_null",
+    "participation_ratio_from_moments",
+    "rate_reduction_from_moments",
+    "subspace_overlap_from_moments",
     "BootstrapCI",
     "IsotropyResult",
     "PermutationNull",

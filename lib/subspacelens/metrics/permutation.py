@@ -53,12 +53,15 @@ def permutation_null(Z, labels, eps=0.5, n_permutations=1000, seed=0, *, center=
     for chunk in chunk_slices(n_permutations, entries_per_permutation):
         shuffled_index = permutations[chunk][:, partition.index]  # (chunk, K, n_max)
         null_Rc[..., chunk] = within_class_rate(G, partition, rate_of_blocks, shuffled_index)
-    null = R[..., None] - null_Rc
+    return null_summary(observed, R[..., None] - null_Rc)
 
+
+def null_summary(observed, null):
+    r"""A :class:`PermutationNull` from the observed statistic ``(...)`` and its null ``(..., n_permutations)``."""
     exceed = (null >= observed[..., None]).sum(axis=-1)
     return PermutationNull(
         observed=observed,
         null=null,
-        p_value=(1.0 + exceed) / (1.0 + n_permutations),
+        p_value=(1.0 + exceed) / (1.0 + null.shape[-1]),
         z_score=(observed - null.mean(axis=-1)) / null.std(axis=-1, ddof=1),
     )
