@@ -214,20 +214,16 @@ def subspace_overlap_from_moments(moments, rank=None, energy=0.9, *, center=Fals
     )
 
 
-def _null_from_assignments(per_image, assign, eps, center, scale):
-    r""":math:`\Delta R` for every row of ``assign`` (P, n_images, K_in, K_out): class moments
-    :math:`A_k = \sum_{i,j} \mathrm{assign}_{i j k} A_{ij}` of the per-image(-class) moments."""
-    augmented = np.einsum("pijk,...ijab->...pkab", assign, per_image, optimize=True)
+def _delta_R_of(augmented, eps, center, scale):
     return rate_reduction_from_moments(ClassMoments(augmented), eps, center=center, scale=scale).delta_R
 
 
-def _permutation_null(per_image, assignments, n_classes, eps, n_permutations, center, scale, observed):
-    """Evaluate the null ΔR for ``assignments(chunk)`` (into ``n_classes``) in memory-bounded chunks."""
-    batch = int(np.prod(per_image.shape[:-4], dtype=np.int64))
-    entries = 3 * batch * n_classes * per_image.shape[-1] ** 2  # class moments and two scatter copies
+def _chunked_null(relabelled_moments, n_classes, batch_shape, d, eps, n_permutations, center, scale, observed):
+    """The null ΔR of ``relabelled_moments(chunk)`` (class moments ``(..., P_chunk, K, d+1, d+1)``), chunk by chunk."""
+    entries = 3 * int(np.prod(batch_shape, dtype=np.int64)) * n_classes * (d + 1) ** 2  # moments and two scatters
     null = np.empty(observed.shape + (n_permutations,))
     for chunk in chunk_slices(n_permutations, entries):
-        null[..., chunk] = _null_from_assignments(per_image, assignments(chunk), eps, center, scale)
+        null[..., chunk] = _delta_R_of(relabelled_moments(chunk), eps, center, scale)
     return null_summary(observed, null)
 
 
@@ -255,15 +251,16 @@ def image_permutation_null(per_image, image_labels, eps=0.5, n_permutations=1000
         raise ValueError(f"image_labels: has shape {image_labels.shape} but per_image holds {n_images} images")
     classes, codes = np.unique(image_labels, return_inverse=True)
     one_hot = np.eye(classes.size)[codes]  # (n_images, K)
-    observed = _null_from_assignments(per_image.augmented[..., None, :, :], one_hot[None, :, None, :], eps, center, scale)[..., 0]
+    augmented = per_image.augmented
+
+    def class_sums(assignment):  # (P, n_images, K) -> class moments (..., P, K, d+1, d+1), one GEMM
+        return np.einsum("pik,...iab->...pkab", assignment, augmented, optimize=True)
+
+    observed = _delta_R_of(class_sums(one_hot[None]), eps, center, scale)[..., 0]
     rng = np.random.default_rng(seed)
     shuffles = rng.permuted(np.tile(np.arange(n_images), (n_permutations, 1)), axis=1)
-    return _permutation_null(
-        per_image.augmented[..., None, :, :],
-        lambda chunk: one_hot[shuffles[chunk]][:, :, None, :],
-        classes.size,
-        eps, n_permutations, center, scale, observed,
-    )
+    return _chunked_null(lambda chunk: class_sums(one_hot[shuffles[chunk]]), classes.size, augmented.shape[:-3],
+                         per_image.d, eps, n_permutations, center, scale, observed)
 
 
 def class_swap_null(per_image_class, eps=0.5, n_permutations=1000, seed=0, *, center=False, scale=None):
@@ -280,8 +277,17 @@ def class_swap_null(per_image_class, eps=0.5, n_permutations=1000, seed=0, *, ce
     if augmented.ndim < 4:
         raise ValueError(f"per_image_class: expected shape (..., n_images, K, d+1, d+1), got {augmented.shape}")
     n_images, n_classes = augmented.shape[-4:-2]
-    identity = np.broadcast_to(np.eye(n_classes), (1, n_images, n_classes, n_classes))
-    observed = _null_from_assignments(augmented, identity, eps, center, scale)[..., 0]
+    observed = _delta_R_of(augmented.sum(axis=-4), eps, center, scale)
     rng = np.random.default_rng(seed)
     swaps = rng.permuted(np.tile(np.arange(n_classes), (n_permutations, n_images, 1)), axis=2)
-    return _permutation_null(augmented, lambda chunk: np.eye(n_classes)[swaps[chunk]], n_classes, eps, n_permutations, center, scale, observed)
+
+    def relabelled(chunk):  # image i's class j is renamed swaps[p, i, j]: a scatter-add, no one-hot product
+        names = swaps[chunk]
+        out = np.zeros(augmented.shape[:-4] + names.shape[:1] + augmented.shape[-3:])
+        rows = np.arange(names.shape[0])[:, None]
+        for i in range(n_images):  # within one image the new names are distinct, so += does not collide
+            out[..., rows, names[:, i], :, :] += augmented[..., i, None, :, :, :]
+        return out
+
+    return _chunked_null(relabelled, n_classes, augmented.shape[:-4], per_image_class.d, eps, n_permutations,
+                         center, scale, observed)
