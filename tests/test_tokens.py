@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import partial
 
+import dask
 import numpy as np
 import pytest
 import xarray as xr
@@ -13,6 +14,7 @@ from subspacelens import metrics as m
 from subspacelens.cluster import dask_client
 from subspacelens.metrics.moments import ClassMoments
 from subspacelens.tokens import (
+    all_tokens_effective_rank,
     class_swap_profile,
     foreground_labelling,
     image_labelling,
@@ -177,18 +179,29 @@ def test_class_swap_null_is_the_delta_r_of_per_image_relabelled_tokens():
 
 def test_within_image_effective_rank_is_the_rank_of_each_image():
     ds = _token_dataset()
-    ranks = within_image_effective_rank(token_moments(token_grid(ds), None, per_image=True))
+    per_image = token_moments(token_grid(ds), None, per_image=True)
+    ranks = within_image_effective_rank(per_image)
+    Z, _ = _flat(ds, 3, np.zeros((12, 16)))
+    np.testing.assert_allclose(all_tokens_effective_rank(per_image).sel(token_layer=3, token_step=5),
+                               m.effective_rank(Z, center=True), rtol=RTOL)
     assert ranks.dims == ("token_layer", "token_step", "sample")
     image = ds.tokens.sel(token_layer=3, token_step=5, sample=4).values.T
     np.testing.assert_allclose(ranks.sel(token_layer=3, token_step=5, sample=4), m.effective_rank(image, center=True), rtol=RTOL)
 
 
-def test_the_local_cluster_computes_the_same_moments(token_store):
-    lazy, _ = token_store
-    local = token_moments(token_grid(lazy), image_labelling(lazy))
+@pytest.fixture(scope="module")
+def local_cluster():
+    """One 2-worker LocalCluster for the tests that need one (starting it is the slow part)."""
     with dask_client(n_workers=2) as client:
-        assert len(client.scheduler_info()["workers"]) == 2
-        on_cluster = token_moments(token_grid(lazy), image_labelling(lazy))
+        yield client
+
+
+def test_the_local_cluster_computes_the_same_moments(token_store, local_cluster):
+    lazy, _ = token_store
+    with dask.config.set(scheduler="synchronous"):
+        local = token_moments(token_grid(lazy), image_labelling(lazy))
+    assert len(local_cluster.scheduler_info()["workers"]) == 2
+    on_cluster = token_moments(token_grid(lazy), image_labelling(lazy))
     np.testing.assert_array_equal(on_cluster.values, local.values)
 
 
@@ -222,7 +235,7 @@ def test_an_unreachable_scheduler_is_a_clear_error_and_nothing_is_written(tmp_pa
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
-def test_two_shards_on_a_two_worker_cluster_merge_to_the_single_run_store(tiny_pipe, tiny_config, tmp_path):
+def test_two_shards_on_a_two_worker_cluster_merge_to_the_single_run_store(tiny_pipe, tiny_config, tmp_path, local_cluster):
     from test_cache import assert_same_store
 
     from subspacelens.capture import capture_on_cluster, run_capture
@@ -230,9 +243,8 @@ def test_two_shards_on_a_two_worker_cluster_merge_to_the_single_run_store(tiny_p
 
     config = tiny_config.with_(token_layers=[1], token_steps=[2], token_dtype="float16")
     single = run_capture(config, tmp_path / "single.zarr", pipeline=tiny_pipe, progress=False)
-    with dask_client(n_workers=2) as client:
-        merged = capture_on_cluster(config, tmp_path / "merged.zarr", client, num_shards=2,
-                                    load=partial(build_pipeline, OrganismConfig.tiny()))
+    merged = capture_on_cluster(config, tmp_path / "merged.zarr", local_cluster, num_shards=2,
+                                load=partial(build_pipeline, OrganismConfig.tiny()))
     assert_same_store(single, merged)
     tokens = xr.open_zarr(merged, consolidated=False, zarr_format=2).tokens
     assert tokens.dtype == np.float16 and tokens.encoding["chunks"][0] == 4  # one chunk per batch of 4

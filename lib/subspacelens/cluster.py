@@ -14,12 +14,9 @@ import contextlib
 
 from distributed import Client, LocalCluster
 
+from subspacelens.metrics._checks import as_positive_int
+
 CONNECT_TIMEOUT = "10s"
-
-
-def _check_workers(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
 
 
 @contextlib.contextmanager
@@ -39,8 +36,8 @@ def dask_client(scheduler: str | None = None, *, n_workers: int = 2, threads_per
         with client:
             yield client
         return
-    _check_workers("n_workers", n_workers)
-    _check_workers("threads_per_worker", threads_per_worker)
+    as_positive_int("n_workers", n_workers)
+    as_positive_int("threads_per_worker", threads_per_worker)
     with LocalCluster(
         n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True, dashboard_address=None
     ) as cluster, Client(cluster) as client:

@@ -250,6 +250,14 @@ def within_image_effective_rank(per_image: xr.DataArray) -> xr.DataArray:
     return xr.DataArray(ranks, dims=dims, coords=coords, name="effective_rank")
 
 
+def all_tokens_effective_rank(per_image: xr.DataArray) -> xr.DataArray:
+    """Effective rank of every token of every image together (centred on their mean), dims ``(*batch,)``."""
+    total = _one_class(per_image).sum("sample")
+    ranks = effective_rank_from_moments(ClassMoments(total.values[..., None, :, :]), center=True)
+    dims, coords = _batch_coords(total)
+    return xr.DataArray(ranks, dims=dims, coords=coords, name="effective_rank")
+
+
 def overlap_profile(moments: xr.DataArray, *, energy=0.9, center=False) -> xr.Dataset:
     """Mean off-diagonal class-subspace overlap and its chance level over the batch dims."""
     if "sample" in moments.dims:

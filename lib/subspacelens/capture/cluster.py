@@ -18,6 +18,7 @@ from typing import Any
 
 from subspacelens.cache import cache_status, merge_shards
 from subspacelens.capture.run import CaptureConfig, run_capture, validate
+from subspacelens.metrics._checks import as_positive_int
 from subspacelens.paths import resolve
 
 
@@ -46,8 +47,7 @@ def capture_on_cluster(
     Parameters are validated before anything is submitted; a complete ``out`` is returned at once.
     """
     out = resolve(out)
-    if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
-        raise ValueError(f"num_shards: expected a positive integer, got {num_shards!r}")
+    num_shards = as_positive_int("num_shards", num_shards)
     shard_configs = [config.with_(shard_index=i, num_shards=num_shards) for i in range(num_shards)]
     validate(shard_configs[0])
     status = cache_status(out)
