@@ -6,7 +6,9 @@ Layout of ``<name>.zarr`` (zarr format 2, not consolidated; see DESIGN.md for th
   output; chunks ``(batch_size, n_layers, 1, 1, d)`` so one (step, branch) slice over all samples and
   layers reads whole chunks, and every chunk belongs to exactly one batch.
 * ``tokens`` (sample, token_layer, token_step, branch, token, feature), only when full token grids were
-  requested (``token_layers`` x ``token_steps``); chunks ``(1, 1, 1, 1, T, d)``. ``token`` indexes the
+  requested (``token_layers`` x ``token_steps``), in ``token_dtype`` (float16 optional), chunked by sample:
+  chunks ``(c, 1, 1, 1, T, d)`` with c the largest divisor of ``batch_size`` whose chunk holds at most
+  :data:`TOKEN_CHUNK_BYTES` (so every chunk belongs to one batch), zarr's default compressor. ``token`` indexes the
   image-token grid in raster order (``token = row * grid_width + col``); coord ``token_timestep`` on
   ``token_step``.
 * ``latents`` (sample, channel, latent_y, latent_x): the final denoised latents (decode with the VAE to
@@ -64,6 +66,8 @@ LATENT_DIMS = ("sample", "channel", "latent_y", "latent_x")
 UNHASHED_KEYS = ("shard_index", "num_shards")
 DATA_VARS = ("activations", "tokens", "latents")
 _PROGRESS = "progress"
+#: target size of one ``tokens`` chunk: a few MB per read keeps a streamed pass near disk speed.
+TOKEN_CHUNK_BYTES = 8 * 2**20
 _PACKAGES = ("subspacelens", "torch", "diffusers", "transformers", "numpy", "xarray", "zarr", "dask")
 
 
@@ -139,6 +143,7 @@ class CacheSpec:
     attrs: dict  # DESIGN.md attrs (model, guidance_scale, ...); hash, versions, bookkeeping added here
     token_layers: list[int] = field(default_factory=list)
     token_steps: list[int] = field(default_factory=list)
+    token_dtype: str = "float32"
     num_tokens: int = 0
     latent_shape: tuple[int, ...] | None = None  # (channel, y, x)
     shard_index: int = 0
@@ -165,6 +170,12 @@ def _timestep_coord(values: Sequence[float]) -> np.ndarray:
     return arr.astype(np.int64) if np.all(arr == np.round(arr)) else arr
 
 
+def token_chunk_samples(batch_size: int, sample_bytes: int) -> int:
+    """Samples per ``tokens`` chunk: the largest divisor of ``batch_size`` within :data:`TOKEN_CHUNK_BYTES` (≥ 1)."""
+    fitting = [c for c in range(1, batch_size + 1) if batch_size % c == 0 and c * sample_bytes <= TOKEN_CHUNK_BYTES]
+    return max(fitting, default=1)
+
+
 def _empty_dataset(spec: CacheSpec) -> tuple[xr.Dataset, dict]:
     n, d = len(spec.samples), spec.hidden_size
     bs = spec.batch_size
@@ -188,8 +199,9 @@ def _empty_dataset(spec: CacheSpec) -> tuple[xr.Dataset, dict]:
     }
     if spec.token_layers:
         tshape = (n, len(spec.token_layers), len(spec.token_steps), len(spec.branches), spec.num_tokens, d)
-        tchunks = (1, 1, 1, 1, spec.num_tokens, d)
-        data_vars["tokens"] = (TOKEN_DIMS, da.full(tshape, np.nan, dtype=dtype, chunks=tchunks))
+        tdtype = np.dtype(spec.token_dtype)
+        tchunks = (token_chunk_samples(bs, spec.num_tokens * d * tdtype.itemsize), 1, 1, 1, spec.num_tokens, d)
+        data_vars["tokens"] = (TOKEN_DIMS, da.full(tshape, np.nan, dtype=tdtype, chunks=tchunks))
         encoding["tokens"] = {"chunks": tchunks}
         step_timestep = dict(zip(spec.steps, spec.timesteps))
         coords["token_layer"] = np.asarray(spec.token_layers, dtype=np.int64)

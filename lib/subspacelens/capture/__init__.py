@@ -12,7 +12,8 @@
   exactly the trained denoiser's inputs; hook its blocks through ``forcing.twin_pipe`` (a :class:`TwinView`).
 * :func:`check_vocabulary` — prompts with words the tokenizer maps to its unknown token are refused.
 * :func:`run_capture` with :class:`CaptureConfig` — the resumable, shardable capture into
-  :mod:`subspacelens.cache`; :func:`decode_latents` turns cached latents into images.
+  :mod:`subspacelens.cache`; :func:`decode_latents` turns cached latents into images;
+  :func:`capture_on_cluster` runs the shards as tasks on a dask cluster and merges them.
 """
 
 from subspacelens.capture.adapters import (
@@ -29,9 +30,9 @@ from subspacelens.capture.hooks import BlockRecord, TraceBlocks, hook_name, pars
 from subspacelens.capture.loading import ModelNotFoundError, check_device, load_pipeline, torch_dtype
 from subspacelens.capture.run import CaptureConfig, decode_latents, model_fingerprint, plan, run_capture, select_samples, validate
 from subspacelens.capture.teacher_forcing import RANDOM_INIT, TeacherForcing, TwinView, load_twin
-from subspacelens.capture.vocabulary import UnknownTokensWarning, check_vocabulary, unknown_words
-
 from subspacelens.capture.twin import random_init_twin
+from subspacelens.capture.vocabulary import UnknownTokensWarning, check_vocabulary, unknown_words
+from subspacelens.capture.cluster import capture_on_cluster  # noqa: I001 (imports run)
 
 __all__ = [
     "ADAPTERS",
@@ -52,6 +53,7 @@ __all__ = [
     "adapter_for",
     "check_device",
     "check_vocabulary",
+    "capture_on_cluster",
     "decode_latents",
     "hook_name",
     "load_pipeline",

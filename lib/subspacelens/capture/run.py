@@ -65,6 +65,7 @@ class CaptureConfig:
     width: int | None = None
     token_layers: Sequence[int | str] = ()  # full token grids (variable `tokens`) at these layers ...
     token_steps: Sequence[int] = ()  # ... x these steps
+    token_dtype: str | None = None  # dtype of the token grids (None: `dtype`); "float16" halves the store
     keep_latents: bool = True  # store the final latents (variable `latents`) to decode images later
     negative_prompt: str = ""
     shard_index: int = 0
@@ -128,6 +129,8 @@ def validate(config: CaptureConfig) -> pd.DataFrame:
     if config.twin is not None and (not isinstance(config.twin, (str, os.PathLike)) or not str(config.twin)):
         raise ValueError(f"twin: must be None, {RANDOM_INIT!r} or a folder with a transformer/, got {config.twin!r}")
     _check_int("twin_seed", config.twin_seed, 0)
+    if config.token_dtype is not None:
+        torch_dtype(config.token_dtype)
     for name in ("height", "width"):
         value = getattr(config, name)
         if value is not None:
@@ -191,10 +194,13 @@ def plan(config: CaptureConfig, pipe: Any, twin_pipe: Any | None = None) -> tupl
     )
     cfg = adapter.guided(call)
     branches = tuple(adapter.cfg_layout) if cfg else ("cond",)
-    unhashed = ("layers", "steps", "token_layers", "token_steps", "seeds", "allow_unknown_tokens",
+    unhashed = ("layers", "steps", "token_layers", "token_steps", "token_dtype", "seeds", "allow_unknown_tokens",
                 "true_cfg_scale",  # hashed via call_kwargs
                 "twin", "twin_seed")  # hashed below, only for a teacher-forced capture
     hashed = {k: v for k, v in asdict(config).items() if k not in unhashed}
+    token_dtype = str(config.token_dtype or config.dtype)
+    if token_layers:  # hashed only when tokens are stored, so token-less captures keep their hash
+        hashed["token_dtype"] = token_dtype
     hashed.update(
         layers=layers,
         steps=steps,
@@ -250,6 +256,7 @@ def plan(config: CaptureConfig, pipe: Any, twin_pipe: Any | None = None) -> tupl
         attrs=attrs,
         token_layers=token_layers,
         token_steps=token_steps,
+        token_dtype=token_dtype,
         num_tokens=adapter.num_tokens(pipe, height, width) if token_layers else 0,
         latent_shape=adapter.latent_shape(pipe, height, width) if config.keep_latents else None,
         shard_index=int(config.shard_index),
@@ -283,7 +290,7 @@ class _BatchBuffer:
         self.tokens = None
         if s.token_layers:
             shape = (self.n, len(s.token_layers), len(s.token_steps), len(s.branches), s.num_tokens, s.hidden_size)
-            self.tokens = np.empty(shape, dtype)
+            self.tokens = np.empty(shape, np.dtype(s.token_dtype))
         self._layer = {v: i for i, v in enumerate(s.layers)}
         self._step = {v: i for i, v in enumerate(s.steps)}
         self._tlayer = {v: i for i, v in enumerate(s.token_layers)}

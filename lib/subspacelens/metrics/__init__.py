@@ -21,6 +21,17 @@ from .bootstrap import BootstrapCI, bootstrap_ci
 from .coding_rate import coding_rate, coding_rate_curve
 from .isotropy import IsotropyResult, epps_pulley, isotropy_test
 from .overlap import OverlapNull, SubspaceOverlap, mean_offdiagonal, overlap_null, subspace_overlap
+from .moments import (
+    ClassMoments,
+    class_moments,
+    class_swap_null,
+    coding_rate_from_moments,
+    effective_rank_from_moments,
+    image_permutation_null,
+    participation_ratio_from_moments,
+    rate_reduction_from_moments,
+    subspace_overlap_from_moments,
+)
 from .permutation import PermutationNull, permutation_null
 from .rate_reduction import RateReduction, RateReductionSplit, rate_reduction, rate_reduction_curve, rate_reduction_split
 from .transforms import CENTERS, SCALES
@@ -30,6 +41,15 @@ from .spectrum import effective_rank, participation_ratio
 __all__ = [
     "CENTERS",
     "SCALES",
+    "ClassMoments",
+    "class_moments",
+    "class_swap_null",
+    "coding_rate_from_moments",
+    "effective_rank_from_moments",
+    "image_permutation_null",
+    "participation_ratio_from_moments",
+    "rate_reduction_from_moments",
+    "subspace_overlap_from_moments",
     "BootstrapCI",
     "OverlapNull",
     "RateReductionSplit",

@@ -138,8 +138,11 @@ def permutation_null(Z, labels, eps=0.5, n_permutations=1000, seed=0, *, within=
     for chunk in chunk_slices(n_permutations, entries_per_permutation):
         shuffled_index = relabellings[chunk][:, partition.index]  # (chunk, K, n_max)
         null_Rc[..., chunk] = within_class_rate(G, partition, rate_of_blocks, shuffled_index)
-    null = R_null - null_Rc
+    return null_summary(observed, R_null - null_Rc)
 
+
+def null_summary(observed, null):
+    r"""A :class:`PermutationNull` from the observed statistic ``(...)`` and its null ``(..., n_permutations)``."""
     excess = observed - null.mean(axis=-1)
     return PermutationNull(
         observed=observed,

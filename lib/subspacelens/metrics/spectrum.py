@@ -24,7 +24,11 @@ def effective_rank(Z, *, center=False):
     :math:`0\log 0 = 0`). Ranges from 1 (rank one) to min(d, N) (all singular values equal).
     """
     Z = as_samples(Z, center=center, min_samples=2 if center else 1)
-    singular_values = np.sqrt(clamped_eigvalsh(small_side_product(Z)))
+    return singular_value_entropy_rank(np.sqrt(clamped_eigvalsh(small_side_product(Z))))
+
+
+def singular_value_entropy_rank(singular_values):
+    r""":math:`\exp H(p)`, :math:`p_i = \sigma_i/\sum_k\sigma_k`, over the last axis of ``singular_values``."""
     total = singular_values.sum(axis=-1, keepdims=True)
     _require_nonzero(total)
     return np.exp(entr(singular_values / total).sum(axis=-1))
