@@ -18,7 +18,8 @@ from .discovery import DiscoveredSubspaces, direction_mutual_information, discov
 from .factors import DEFAULT_FACTORS, Factor, factors_of
 from .preimages import preimages
 from .sae import SparseAutoencoder, train_sae
-from .scores import (atom_recovery, atom_span, basis_overlap, best_factor, best_overlaps, label_subspace,,                     latent_auc, probe_r2, probe_table)
+from .scores import (atom_recovery, atom_span, basis_overlap, best_factor, best_overlaps, label_subspace,
+                     latent_auc, probe_r2, probe_table)
 
 __all__ = [
     "DEFAULT_FACTORS",

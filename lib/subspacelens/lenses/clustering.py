@@ -34,11 +34,27 @@ def _residuals(X, assignment, n_clusters, rank):
     return out
 
 
-def k_subspaces(Z, n_clusters, *, rank=2, n_iter=50, seed=0) -> np.ndarray:
+def _refine(X, assignment, n_clusters, rank, n_iter):
+    """Alternate fitting and reassigning from ``assignment``; returns the labels and their total residual."""
+    for _ in range(n_iter):
+        residuals = _residuals(X, assignment, n_clusters, rank)
+        updated = residuals.argmin(axis=1)
+        for j in np.setdiff1d(np.arange(n_clusters), updated):  # restart an emptied cluster
+            updated[np.argmax(residuals[np.arange(len(X)), updated])] = j
+        if np.array_equal(updated, assignment):
+            break
+        assignment = updated
+    residuals = _residuals(X, assignment, n_clusters, rank)
+    return assignment, float(residuals[np.arange(len(X)), assignment].sum())
+
+
+def k_subspaces(Z, n_clusters, *, rank=2, n_init=10, n_iter=50, seed=0) -> np.ndarray:
     """Cluster labels (``N`` ints in ``0 … n_clusters − 1``) of the columns of ``Z`` (``d × N``) by k-subspaces.
 
     ``rank`` is the dimension of every cluster's affine subspace (``0``: plain k-means); at most ``n_iter``
-    reassignments. A cluster that empties is restarted at the sample with the worst residual.
+    reassignments from each of ``n_init`` k-means starts (seeds ``seed, seed + 1, …``), keeping the labels of
+    smallest total residual: classes that share a mean and differ only in their subspace give k-means
+    arbitrary starts, and k-subspaces has local minima. A cluster that empties restarts at the worst-fit sample.
     """
     Z = as_samples(Z, min_samples=2)
     if Z.ndim != 2:
@@ -48,18 +64,11 @@ def k_subspaces(Z, n_clusters, *, rank=2, n_iter=50, seed=0) -> np.ndarray:
         raise ValueError(f"n_clusters: {n_clusters} clusters for N = {Z.shape[1]} samples")
     if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 0 <= rank < Z.shape[0]:
         raise ValueError(f"rank: expected an integer in [0, d) = [0, {Z.shape[0]}), got {rank!r}")
-    n_iter = as_positive_int("n_iter", n_iter)
+    n_iter, n_init = as_positive_int("n_iter", n_iter), as_positive_int("n_init", n_init)
     X = Z.T
-    assignment = KMeans(n_clusters, n_init=4, random_state=seed).fit_predict(X)
-    for _ in range(n_iter):
-        residuals = _residuals(X, assignment, n_clusters, rank)
-        updated = residuals.argmin(axis=1)
-        for j in np.setdiff1d(np.arange(n_clusters), updated):  # restart an emptied cluster
-            updated[np.argmax(residuals[np.arange(len(X)), updated])] = j
-        if np.array_equal(updated, assignment):
-            break
-        assignment = updated
-    return assignment
+    fits = [_refine(X, KMeans(n_clusters, n_init=1, random_state=seed + start).fit_predict(X), n_clusters, rank, n_iter)
+            for start in range(n_init)]
+    return min(fits, key=lambda fit: fit[1])[0]
 
 
 def cluster_agreement(clusters, factors, *, n_bins=4) -> pd.DataFrame:

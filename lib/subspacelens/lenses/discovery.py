@@ -171,7 +171,7 @@ def _merge(info, n_subspaces, threshold):
     return [np.flatnonzero(assignment == label).tolist() for label in np.unique(assignment)]
 
 
-def discover_subspaces(Z, n_subspaces=None, *, seed=0, n_components=None, steps=300,
+def discover_subspaces(Z, n_subspaces=None, *, seed=0, n_components=None, steps=400,
                        learning_rate=0.1, merge_threshold=0.1, n_bins=None, spacing=None, init="pca") -> DiscoveredSubspaces:
     """Partition the feature space of one slice ``Z`` (``d × N``) into orthogonal, mutually independent subspaces.
 
