@@ -9,9 +9,10 @@
 :func:`factors_of` reads the known factors of the images from a cache; :func:`probe_table`,
 :func:`latent_auc`, :func:`best_factor`, :func:`cluster_agreement` and :func:`basis_overlap` score every lens
 against them and against each other; :func:`preimages` finds the samples that load most on a subspace or
-latent; :func:`measure` times a lens and its memory.
+latent; :func:`measure` times a lens and its memory; :func:`compare_lenses` runs and scores all three at one slice.
 """
 
+from .compare import LensComparison, compare_lenses
 from .clustering import cluster_agreement, k_subspaces
 from .cost import Cost, measure
 from .discovery import DiscoveredSubspaces, direction_mutual_information, discover_subspaces
@@ -26,6 +27,7 @@ __all__ = [
     "Cost",
     "DiscoveredSubspaces",
     "Factor",
+    "LensComparison",
     "SparseAutoencoder",
     "atom_recovery",
     "atom_span",
@@ -33,6 +35,7 @@ __all__ = [
     "best_factor",
     "best_overlaps",
     "cluster_agreement",
+    "compare_lenses",
     "direction_mutual_information",
     "discover_subspaces",
     "factors_of",
