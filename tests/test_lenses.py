@@ -135,3 +135,17 @@ def test_preimages_are_the_query_and_its_nearest_neighbours():
 def test_measure_reports_time_and_memory():
     result, cost = lenses.measure(np.ones, (1000, 1000))
     assert result.shape == (1000, 1000) and cost.seconds > 0 and cost.peak_mib >= 0
+
+
+def test_compare_lenses_scores_every_lens_against_planted_factors():
+    planted = planted_direct_sum(10, 300, dims=(2, 2), levels=(3, 4), seed=1)
+    factors = {f"f{i}": lenses.Factor(f"f{i}", values, "categorical") for i, values in enumerate(planted.factors)}
+    result = lenses.compare_lenses(planted.Z, factors, discovery={"steps": 50}, sae={"steps": 50, "k": 2},
+                                   n_clusters=(3,))
+    assert set(result.costs) == {"label subspaces", "discovered subspaces", "k-subspaces clustering", "sparse autoencoder"}
+    label = result.probes["label"]
+    for i, name in enumerate(factors):  # each label subspace carries its own factor far more than the other
+        assert label.loc[name, name] > label.loc[name, f"f{1 - i}"] + 0.4
+        assert lenses.basis_overlap(result.label_bases[name], planted.bases[i]) > 0.9
+    assert list(result.overlaps.index) == list(factors)
+    assert result.clusters.index.names == ["clusters", "factor"]

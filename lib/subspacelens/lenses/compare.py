@@ -67,7 +67,7 @@ def _clusters(Z, factors, n_clusters, rank, seed, n_bins):
     return pd.concat(parts).set_index(["clusters", "factor"])
 
 
-def compare_lenses(Z, factors, *, discovery=None, sae=None, n_clusters=(5,), cluster_rank=2, label_energy=0.9,
+def compare_lenses(Z, factors, *, discovery=None, sae=None, n_clusters=(5,), cluster_rank=2, label_energy=0.99,
                    auc_threshold=0.9, n_bins=4, seed=0) -> LensComparison:
     """Run and score the three lenses on ``Z`` (``d × N``) against ``factors`` (``{name: Factor}``).
 
