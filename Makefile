@@ -27,8 +27,8 @@ export OPENBLAS_NUM_THREADS := 1
 
 # Chapter order follows _toc.yml; the first three produce the model and the caches the others read.
 ANALYSIS_CHAPTERS := validating_the_lens rate_reduction_across_layers effective_rank transition_block \
-	per_subject cond_vs_uncond dense_not_sparse beyond_isotropic_noise inside_the_image controls architectures \
-	reproduce_on_pixart scorecard
+	per_subject cond_vs_uncond dense_not_sparse beyond_isotropic_noise inside_the_image three_lenses controls \
+	architectures reproduce_on_pixart scorecard
 CHAPTERS := training_the_organism capturing_activations $(ANALYSIS_CHAPTERS)
 # Where executed chapters go: book/ (what the HTML renders) unless OUT_DIR says otherwise.
 OUT_DIR ?= book

@@ -31,12 +31,14 @@ from scipy.linalg import subspace_angles
 
 __all__ = [
     "LowRankMixture",
+    "PlantedSubspaces",
     "SparseCodes",
     "as_generator",
     "equiangular_subspaces",
     "isotropic_gaussian",
     "low_rank_mixture",
     "planted_cos2",
+    "planted_direct_sum",
     "random_orthonormal",
     "sparse_codes",
 ]
@@ -237,7 +239,7 @@ class SparseCodes:
 
 
 def sparse_codes(
-    d: int, n: int, n_active: int, *, n_atoms: int | None = None, seed: Seed = 0
+    d: int, n: int, n_active: int, *, n_atoms: int | None = None, nonnegative: bool = False, seed: Seed = 0
 ) -> SparseCodes:
     """Columns that are sparse combinations of dictionary atoms (the SAE picture).
 
@@ -245,6 +247,8 @@ def sparse_codes(
     coordinates (Gaussian values at random positions), i.e. it is sparse in the neuron basis, which is the
     basis Hoyer sparsity looks at. With ``n_atoms = m`` the atoms are ``m`` random unit vectors in ``R^d``
     (an overcomplete dictionary when ``m > d``): the code is just as sparse, but ``Z`` is dense coordinate-wise.
+    ``nonnegative=True`` draws the active values as ``|g|`` with ``g ~ N(0, 1)``: the picture a ReLU or TopK
+    sparse autoencoder assumes (an atom is present with some strength, or absent).
     """
     d, n, n_active = _positive_int("d", d), _positive_int("n", n), _positive_int("n_active", n_active)
     rng = as_generator(seed)
@@ -258,7 +262,8 @@ def sparse_codes(
         raise ValueError(f"n_active={n_active} exceeds the {m} atoms")
     codes = np.zeros((m, n))
     support = np.argsort(rng.random((m, n)), axis=0)[:n_active]  # n_active distinct atoms per column
-    codes[support, np.arange(n)] = rng.standard_normal((n_active, n))
+    values = rng.standard_normal((n_active, n))
+    codes[support, np.arange(n)] = np.abs(values) if nonnegative else values
     return SparseCodes(Z=dictionary @ codes, codes=codes, dictionary=dictionary, n_active=n_active)
 
 
@@ -285,3 +290,61 @@ def as_cache(Z: np.ndarray, subjects, categories, seeds, *, model: str = "synthe
                 "layer": np.arange(n_layers), "step": [0], "branch": ["cond"], "feature": np.arange(d)},
         attrs={"model": model, "guidance_scale": float("nan"), "num_layers_total": n_layers},
     )
+
+
+@dataclass(frozen=True)
+class PlantedSubspaces:
+    """``Z = Σ_i U_i c_i + noise``: a direct sum of orthogonal subspaces, subspace ``i`` carrying factor ``i``.
+
+    ``bases[i]`` (``d × dims[i]``) is the planted orthonormal basis; ``factors[i, n]`` the value
+    (``0 … levels[i] − 1``) factor ``i`` takes on column ``n``; ``Z`` is ``d × N``.
+    """
+
+    Z: np.ndarray
+    factors: np.ndarray
+    bases: tuple[np.ndarray, ...]
+    dims: tuple[int, ...]
+    levels: tuple[int, ...]
+
+
+def planted_direct_sum(
+    d: int,
+    n: int,
+    dims: Sequence[int],
+    levels: int | Sequence[int],
+    *,
+    jitter: float = 0.1,
+    noise: float = 0.1,
+    seed: Seed = 0,
+) -> PlantedSubspaces:
+    """Samples of independent discrete factors, each living in its own block of an orthogonal direct sum.
+
+    Factor ``i`` takes one of ``levels[i]`` values, uniformly and independently of the other factors; value
+    ``v`` is the point ``m_{i,v} ~ N(0, I)`` of the ``dims[i]``-dimensional block ``U_i`` (so the block's
+    variance is ≈ 1 per direction), blurred by ``N(0, jitter² I)`` inside the block. The ``d − Σ dims``
+    directions outside every block carry isotropic Gaussian noise of standard deviation ``noise`` and no
+    factor. The blocks are mutually orthogonal (``U_iᵀ U_j = 0``), so the planted answer of a label-free
+    subspace discovery is the partition ``{U_1, …, U_F, complement}``.
+    """
+    dims_t = _per_class("dims", dims, None)
+    levels_t = _per_class("levels", levels, len(dims_t))
+    d, n = _positive_int("d", d), _positive_int("n", n)
+    if sum(dims_t) > d:
+        raise ValueError(f"dims {list(dims_t)} sum to {sum(dims_t)} > d={d}")
+    for name, v in (("jitter", jitter), ("noise", noise)):
+        if not np.isfinite(v) or v < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+    rng = as_generator(seed)
+    Q = random_orthonormal(d, d, rng)
+    bases, factors, Z, start = [], [], np.zeros((d, n)), 0
+    for k, n_levels in zip(dims_t, levels_t):
+        U = Q[:, start:start + k]
+        values = rng.integers(0, n_levels, size=n)
+        centres = rng.standard_normal((k, n_levels))
+        Z += U @ (centres[:, values] + jitter * rng.standard_normal((k, n)))
+        bases.append(U)
+        factors.append(values)
+        start += k
+    complement = Q[:, start:]
+    Z += complement @ (noise * rng.standard_normal((complement.shape[1], n)))
+    return PlantedSubspaces(Z=Z, factors=np.stack(factors), bases=tuple(bases), dims=dims_t, levels=levels_t)
