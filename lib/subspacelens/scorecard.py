@@ -689,3 +689,7 @@ def summary(df):
     if n_not_run:
         sentence += f"; {n_not_run} {'was' if n_not_run == 1 else 'were'} not run (a cache it needs was not given)"
     return sentence + "."
+
+
+# The causal findings' measures live with the interventions; importing them registers them in MEASURES.
+from subspacelens.intervene import measures as _intervention_measures  # noqa: E402, F401

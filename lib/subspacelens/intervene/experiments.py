@@ -296,3 +296,32 @@ def paired_difference(result: xr.Dataset, variable: str, a: Mapping, b: Mapping,
     "random", "layer": 4}``), paired image by image, with the interval from resampling seeds."""
     diff = result[variable].sel(**a).values - result[variable].sel(**b).values
     return seed_interval(diff, seed_resamples(result["subject"].values, n_boot, seed), level)
+
+
+def save_results(path, attrs: Mapping | None = None, **results: xr.Dataset) -> None:
+    """Write experiment outcomes (e.g. ``ablation=..., patching=...``) as groups of one zarr store, replacing it;
+    ``attrs`` (JSON-able) go on every group. The scorecard's causal measures read this store."""
+    import shutil
+    from pathlib import Path
+
+    from subspacelens.paths import resolve
+
+    target = Path(resolve(path))
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for group, result in results.items():
+        stored = result.copy()
+        stored.attrs.update(attrs or {})
+        for name in list(stored.coords):
+            if stored[name].dtype == object:
+                stored[name] = stored[name].astype(str)
+        stored.to_zarr(tmp, group=group, mode="a", zarr_format=2)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+
+
+def load_results(path, group: str) -> xr.Dataset:
+    """One group of a store written by :func:`save_results`, in memory."""
+    from subspacelens.paths import resolve
+
+    return xr.open_zarr(resolve(path), group=group, zarr_format=2).load()

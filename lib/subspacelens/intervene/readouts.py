@@ -33,9 +33,19 @@ CLASSIFIERS: dict[str, Callable] = {"nearest-centroid": _nearest_centroid}
 
 
 def load_classifier(name: str, *, image_size: int, **options):
-    """The registered classifier ``name`` for images of side ``image_size``; ``ValueError`` naming it otherwise."""
+    """The classifier ``name`` for images of side ``image_size``: a key of :data:`CLASSIFIERS`, or
+    ``"package.module:factory"`` (imported; how a GPU user brings their own). ``ValueError`` naming it otherwise."""
+    if ":" in name:
+        import importlib
+
+        module, _, attribute = name.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module), attribute)
+        except (ImportError, AttributeError) as error:
+            raise ValueError(f"classifier: cannot import {name!r} ({error})") from None
+        return factory(image_size, **options)
     if name not in CLASSIFIERS:
-        raise ValueError(f"classifier: {name!r} is not one of {sorted(CLASSIFIERS)}")
+        raise ValueError(f"classifier: {name!r} is not one of {sorted(CLASSIFIERS)} nor 'module:factory'")
     return CLASSIFIERS[name](image_size, **options)
 
 
