@@ -178,3 +178,13 @@ def test_bad_edit_arguments_name_themselves(tiny_pipe):
         between_class_basis(np.random.default_rng(0).standard_normal((32, 6)), ["a", "b", "c"] * 2, 3)  # K - 1 = 2
     with pytest.raises(ValueError, match="basis.*orthonormal"):
         keep_only(x, np.ones((32, 2)))
+
+
+def test_by_step_runs_the_edit_of_the_nearest_anchor(tiny_pipe):
+    from subspacelens.intervene import by_step
+
+    used = []
+    anchors = {0: lambda x, ctx: used.append((ctx.step, 0)) or x, 2: lambda x, ctx: used.append((ctx.step, 2)) or x}
+    with EditBlocks(tiny_pipe, {0: by_step(anchors)}, branches=["cond"]):
+        _generate(tiny_pipe)
+    assert used == [(0, 0), (1, 0), (2, 2)]  # step 1 is as near to both: the earlier anchor

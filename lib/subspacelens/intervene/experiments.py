@@ -33,7 +33,7 @@ from subspacelens.capture import TraceBlocks
 from subspacelens.intervene.bases import (between_class_basis, block_matrix, mean_difference, natural_span,
                                           restrict_to_span, split_seeds)
 from subspacelens.intervene.edits import add_direction, paired_patch, project_out, random_basis
-from subspacelens.intervene.hooks import Edit, EditBlocks, as_edit
+from subspacelens.intervene.hooks import Edit, EditBlocks, as_edit, by_step
 from subspacelens.intervene.readouts import OffManifold, outcomes, seed_interval, seed_resamples
 from subspacelens.organism.evaluate import generate
 
@@ -93,9 +93,14 @@ class Study:
     def layers(self) -> list[int]:
         return [int(layer) for layer in self.ds["layer"].values]
 
-    def natural(self, layer: int, scheme: str = "fine") -> tuple[np.ndarray, np.ndarray]:
-        """``(Z, labels)`` of block ``layer`` on the basis seeds (every cached step of :attr:`branch`)."""
-        return block_matrix(self.ds, layer, self.basis_seeds, scheme, branch=self.branch)
+    @property
+    def steps(self) -> list[int]:
+        """The cached steps: bases are estimated at each and an edit uses the one nearest its step."""
+        return [int(s) for s in self.ds["step"].values]
+
+    def natural(self, layer: int, step: int, scheme: str = "fine") -> tuple[np.ndarray, np.ndarray]:
+        """``(Z, labels)`` of block ``layer`` at cached step ``step`` on the basis seeds (:attr:`branch`)."""
+        return block_matrix(self.ds, layer, self.basis_seeds, scheme, branch=self.branch, steps=[step])
 
     def off_manifold(self, layer: int) -> dict[int, OffManifold]:
         """Per cached step, the natural Gaussian of block ``layer`` (basis seeds) with its threshold set on the
@@ -123,7 +128,7 @@ class Study:
         prompts = [self.prompt_of[s] for s in subjects]
         sampling = self.sampling
         cfg = sampling["guidance_scale"] > 1.0
-        steps = [int(s) for s in self.ds["step"].values]
+        steps = self.steps
         trace = TraceBlocks(self.pipe, [record_layer], steps, cfg=cfg) if record_layer is not None else None
         editing = EditBlocks(self.pipe, edits, cfg=cfg, branches=self.edit_branches) if edits else None
         # The trace is entered after the edits: its hook runs second and sees the edited tokens.
@@ -161,24 +166,27 @@ def _dataset(frames: dict[tuple, pd.DataFrame], dims: tuple[str, ...], coords: d
 def ablation_profile(study: Study, layers: Sequence[int], schemes: Sequence[str] = ("coarse", "fine"),
                      rank: int = 4, control_seed: int = 0) -> tuple[xr.Dataset, dict]:
     r"""Per block: mean-ablate (:func:`project_out` with the natural mean as centre, every step) the
-    between-class subspace of rank ``rank`` of each scheme, and a random subspace of the same rank; plus the
+    between-class subspace of rank ``rank`` of each scheme, and a random subspace of the same rank (fixed per
+    block); centres and bases are estimated at every cached step, each step uses the nearest; plus the
     unedited generation (condition ``"none"``, the same at every block). Returns the outcomes over
     ``(condition, layer, image)`` and the images ``{(condition, layer): (N, 3, H, W)}``."""
     design = study.design()
     subjects, seeds = design["subject"].tolist(), design["seed"].tolist()
     conditions = ["none", *schemes, "random"]
     frames, images = {}, {}
+    d = study.ds.sizes["feature"]
     for layer in layers:
-        Z, _ = study.natural(layer)
-        centre = Z.mean(axis=1)
-        bases = {scheme: between_class_basis(*study.natural(layer, scheme), rank) for scheme in schemes}
-        bases["random"] = random_basis(Z.shape[0], rank, seed=control_seed + layer)
+        natural = {step: {scheme: study.natural(layer, step, scheme) for scheme in schemes} for step in study.steps}
+        control = random_basis(d, rank, seed=control_seed + layer)
         for condition in conditions:
             if condition == "none" and images:
                 plain_key = ("none", layers[0])
                 images[condition, layer], frames[condition, layer] = images[plain_key], frames[plain_key]
                 continue
-            edits = {} if condition == "none" else {layer: as_edit(project_out, basis=bases[condition], center=centre)}
+            edits = {} if condition == "none" else {layer: by_step({
+                step: as_edit(project_out, center=by_scheme[schemes[0]][0].mean(axis=1),
+                              basis=control if condition == "random" else between_class_basis(*by_scheme[condition], rank))
+                for step, by_scheme in natural.items()})}
             picture, off = study.run(subjects, seeds, edits, record_layer=layer)
             frame = study.readout(picture, subjects, seeds)
             frame["off_manifold"] = off
@@ -218,7 +226,9 @@ def patching_profile(study: Study, layers: Sequence[int], pairs: pd.DataFrame, r
     the same batch: :func:`paired_patch`). Conditions: ``subspace`` (between-class basis of ``scheme``, rank
     ``rank``), ``in_span`` (that basis restricted to the natural span holding ``energy`` of the variance),
     ``full`` (the whole activation: the upper bound) and ``random`` (rank ``rank``: the control). The
-    outcomes of the target images over ``(condition, layer, image)``; ``info`` has the rank of ``in_span``."""
+    outcomes of the target images over ``(condition, layer, image)``; ``info`` has, per (block, cached step),
+    the rank of ``in_span`` and the dimension of the natural span. Bases are estimated at every cached step,
+    each step uses the nearest."""
     targets = [t for t in pairs["target"] for _ in study.eval_seeds]
     sources = [s for s in pairs["source"] for _ in study.eval_seeds]
     seeds = [seed for _ in range(len(pairs)) for seed in study.eval_seeds]
@@ -226,15 +236,19 @@ def patching_profile(study: Study, layers: Sequence[int], pairs: pd.DataFrame, r
     n = len(targets)
     conditions = ["subspace", "in_span", "full", "random"]
     frames, info = {}, {"in_span_rank": {}, "span_dim": {}}
+    d = study.ds.sizes["feature"]
     for layer in layers:
-        Z, labels = study.natural(layer, scheme)
-        span = natural_span(Z, energy)
-        subspace = between_class_basis(Z, labels, rank)
-        bases = {"subspace": subspace, "in_span": restrict_to_span(subspace, span), "full": np.eye(Z.shape[0]),
-                 "random": random_basis(Z.shape[0], rank, seed=control_seed + layer)}
-        info["in_span_rank"][layer], info["span_dim"][layer] = bases["in_span"].shape[1], span.shape[1]
+        bases = {condition: {} for condition in conditions}
+        for step in study.steps:
+            Z, labels = study.natural(layer, step, scheme)
+            span = natural_span(Z, energy)
+            subspace = between_class_basis(Z, labels, rank)
+            bases["subspace"][step], bases["in_span"][step] = subspace, restrict_to_span(subspace, span)
+            bases["full"][step] = np.eye(d)
+            bases["random"][step] = random_basis(d, rank, seed=control_seed + layer)
+            info["in_span_rank"][layer, step], info["span_dim"][layer, step] = bases["in_span"][step].shape[1], span.shape[1]
         for condition in conditions:
-            edits = {layer: paired_patch(bases[condition], n)}
+            edits = {layer: by_step({step: paired_patch(basis, n) for step, basis in bases[condition].items()})}
             picture, off = study.run(targets + sources, seeds + seeds, edits, record_layer=layer)
             frame = study.readout(picture[:n], targets, seeds, sources)
             frame["off_manifold"] = off[:n]
@@ -247,25 +261,24 @@ def steering_curve(study: Study, layer: int, pairs: pd.DataFrame, strengths: Seq
                    control_seed: int = 0) -> tuple[xr.Dataset, dict]:
     r"""At block ``layer`` and every step, add :math:`\alpha(\mu_{\mathrm{source}} - \mu_{\mathrm{target}})`
     to each target's tokens (:func:`add_direction`), and, as the control, a random direction of the same
-    norm, for each strength α. Outcomes of the target images over ``(direction, strength, image)`` and the
+    norm (fixed per pair), for each strength α; the class means are those of the nearest cached step. Outcomes of the target images over ``(direction, strength, image)`` and the
     images ``{(direction, strength): (N, 3, H, W)}``."""
     targets = [t for t in pairs["target"] for _ in study.eval_seeds]
     sources = [s for s in pairs["source"] for _ in study.eval_seeds]
     seeds = [seed for _ in range(len(pairs)) for seed in study.eval_seeds]
-    Z, labels = study.natural(layer)
     rng = np.random.default_rng(control_seed + layer)
-    directions = {}
-    for target, source in zip(targets, sources):
-        if (target, source) not in directions:
-            v = mean_difference(Z, labels, target, source)
-            u = rng.standard_normal(v.shape)
-            directions[target, source] = (v, u * np.linalg.norm(v) / np.linalg.norm(u))
-    per_row = {kind: np.stack([directions[t, s][k] for t, s in zip(targets, sources)])
-               for k, kind in enumerate(("mean_difference", "random"))}
+    unit = {pair: rng.standard_normal(study.ds.sizes["feature"]) for pair in dict.fromkeys(zip(targets, sources))}
+    per_row = {"mean_difference": {}, "random": {}}  # kind -> step -> (n, d): one direction per image
+    for step in study.steps:
+        Z, labels = study.natural(layer, step)
+        v = np.stack([mean_difference(Z, labels, t, s) for t, s in zip(targets, sources)])
+        u = np.stack([unit[pair] / np.linalg.norm(unit[pair]) for pair in zip(targets, sources)])
+        per_row["mean_difference"][step], per_row["random"][step] = v, u * np.linalg.norm(v, axis=1, keepdims=True)
     frames, images = {}, {}
     for kind, rows in per_row.items():
         for strength in strengths:
-            edits = {layer: as_edit(add_direction, direction=rows, strength=float(strength))}
+            edits = {layer: by_step({step: as_edit(add_direction, direction=r, strength=float(strength))
+                                     for step, r in rows.items()})}
             picture, off = study.run(targets, seeds, edits, record_layer=layer)
             frame = study.readout(picture, targets, seeds, sources)
             frame["off_manifold"] = off

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from subspacelens.capture.adapters import ModelAdapter
@@ -48,6 +49,19 @@ def as_edit(function: Callable[..., torch.Tensor], **arguments: Any) -> Edit:
         return function(tokens, **arguments)
 
     edit.__name__ = getattr(function, "__name__", "edit")
+    return edit
+
+
+def by_step(edits: dict[int, Edit]) -> Edit:
+    """One :data:`Edit` per anchor step (e.g. the cache's steps, where bases were estimated): every call runs
+    the edit of the anchor nearest to ``context.step`` (the earlier one on a tie)."""
+    if not edits:
+        raise ValueError("edits: expected at least one anchor step")
+    anchors = np.array(sorted(edits))
+
+    def edit(tokens: torch.Tensor, context: EditContext) -> torch.Tensor:
+        return edits[int(anchors[np.argmin(np.abs(anchors - context.step))])](tokens, context)
+
     return edit
 
 
