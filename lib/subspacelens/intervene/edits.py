@@ -44,9 +44,16 @@ def check_basis(basis, d: int | None = None, *, name: str = "basis") -> None:
 
 
 def _projection(x: torch.Tensor, basis) -> torch.Tensor:
-    """:math:`P x = (x U) U^\\top` for every token (``basis`` checked against ``x``'s width)."""
-    check_basis(basis, x.shape[-1])
-    U = _as_tensor(basis, x)
+    """:math:`P x = (x U) U^\\top` for every token. ``basis`` is checked against ``x``'s width; a basis
+    already in ``x``'s dtype and device (what :func:`as_edit` prepares, after checking it once) skips the
+    orthonormality check, which would otherwise run at every block call."""
+    if torch.is_tensor(basis) and basis.dtype == x.dtype and basis.device == x.device:
+        if basis.ndim != 2 or basis.shape[0] != x.shape[-1]:
+            check_basis(basis, x.shape[-1])
+        U = basis
+    else:
+        check_basis(basis, x.shape[-1])
+        U = _as_tensor(basis, x)
     return (x @ U) @ U.T
 
 

@@ -43,10 +43,25 @@ Edit = Callable[[torch.Tensor, EditContext], torch.Tensor]
 
 
 def as_edit(function: Callable[..., torch.Tensor], **arguments: Any) -> Edit:
-    """A pure edit ``function(tokens, **arguments)`` as an :data:`Edit` that ignores its context."""
+    """A pure edit ``function(tokens, **arguments)`` as an :data:`Edit` that ignores its context.
+
+    A ``basis`` argument is checked once here; array arguments are converted to the tokens' dtype and
+    device once per dtype/device rather than at every block call.
+    """
+    if "basis" in arguments:
+        from subspacelens.intervene.edits import check_basis
+
+        check_basis(arguments["basis"])
+    prepared: dict[tuple, dict] = {}
 
     def edit(tokens: torch.Tensor, context: EditContext) -> torch.Tensor:
-        return function(tokens, **arguments)
+        key = (tokens.dtype, tokens.device)
+        if key not in prepared:
+            prepared[key] = {name: torch.as_tensor(np.asarray(value) if not torch.is_tensor(value) else value,
+                                                   dtype=tokens.dtype, device=tokens.device)
+                             if isinstance(value, (np.ndarray, torch.Tensor)) else value
+                             for name, value in arguments.items()}
+        return function(tokens, **prepared[key])
 
     edit.__name__ = getattr(function, "__name__", "edit")
     return edit
