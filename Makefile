@@ -27,8 +27,8 @@ export OPENBLAS_NUM_THREADS := 1
 
 # Chapter order follows _toc.yml; the first three produce the model and the caches the others read.
 ANALYSIS_CHAPTERS := validating_the_lens rate_reduction_across_layers effective_rank transition_block \
-	per_subject cond_vs_uncond dense_not_sparse beyond_isotropic_noise inside_the_image three_lenses controls \
-	architectures reproduce_on_pixart scorecard
+	per_subject cond_vs_uncond dense_not_sparse beyond_isotropic_noise inside_the_image three_lenses \
+	steering_through_subspaces controls architectures reproduce_on_pixart scorecard
 CHAPTERS := training_the_organism capturing_activations $(ANALYSIS_CHAPTERS)
 # Where executed chapters go: book/ (what the HTML renders) unless OUT_DIR says otherwise.
 OUT_DIR ?= book
@@ -61,7 +61,7 @@ help:
 	@echo "make test    - install (if needed), run pytest, nbval over book/*.ipynb and the browser test"
 	@echo "make chapter NB=<name> PARAMS=<yaml>  - rerun one chapter with other parameters"
 	@echo "make smoke   - every chapter on the small CI parameter set, into build/ci/book"
-	@echo "make bench   - metric and capture benchmarks (prints measured ratios)"
+	@echo "make bench   - metric, capture and intervention benchmarks (prints measured ratios)"
 
 venv: $(INSTALLED)
 
@@ -106,6 +106,9 @@ $(OUT_DIR)/capturing_activations.ipynb: build/$(PARAMS_SET)/captures/capturing_a
 $(OUT_DIR)/%.ipynb: notebooks/%.md $(PARAMS_DIR)/%.yaml $(CAPTURE_RUNS) $(LIB_SOURCES)
 	$(call execute_notebook,$*,$(PARAMS_DIR)/$*.yaml,$@)
 
+# The scorecard reads the outcomes the interventions chapter writes.
+$(OUT_DIR)/scorecard.ipynb: $(OUT_DIR)/steering_through_subspaces.ipynb
+
 # Every chapter on the small CI parameter set (small caches under data/cache/ci), executed into
 # build/ci/book: a quick end-to-end check that leaves the book and its nbval references as they are.
 smoke: $(INSTALLED)
@@ -139,6 +142,7 @@ bench: $(INSTALLED)
 	OPENBLAS_NUM_THREADS=2 $(BIN)/python benchmarks/bench_metrics.py
 	$(BIN)/python benchmarks/bench_capture.py
 	$(BIN)/python benchmarks/bench_tokens.py
+	$(BIN)/python benchmarks/bench_intervene.py
 
 clean:
 	rm -rf _build build data/cache

@@ -6,7 +6,8 @@ its arguments which step, branch, scale and averaging it uses.
 
 Cache roles: ``"main"`` (the default capture), ``"sweep"`` (a list of caches at several CFG scales),
 ``"twin"`` (the random-initialised twin, teacher-forced on the trained model's inputs), ``"seeds"`` (a list
-of main caches of organisms trained from other seeds).
+of main caches of organisms trained from other seeds), ``"interventions"`` (the store the chapter "Steering
+through subspaces" writes).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class Session:
         self.skipped = []
 
     @classmethod
-    def from_paths(cls, main, *, sweep=(), twin=None, seeds=(), **kwargs):
+    def from_paths(cls, main, *, sweep=(), twin=None, seeds=(), interventions=None, **kwargs):
         """A session over cache paths; optional roles whose stores do not exist are left out (see ``skipped``).
 
         ``sweep`` is used only when every one of its caches exists (the shape comparison needs them all).
@@ -65,9 +66,10 @@ class Session:
                 caches["sweep"] = list(sweep)
             else:
                 skipped.append("sweep")
-        if twin is not None:
-            caches["twin"] = twin if exists(twin) else None
-            skipped += [] if exists(twin) else ["twin"]
+        for role, path in (("twin", twin), ("interventions", interventions)):
+            if path is not None:
+                caches[role] = path if exists(path) else None
+                skipped += [] if exists(path) else [role]
         present = [p for p in seeds if exists(p)]
         if present:
             caches["seeds"] = present

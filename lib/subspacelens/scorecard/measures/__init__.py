@@ -8,5 +8,6 @@ from . import (  # noqa: F401
     isotropy,
     per_subject,
     rate_reduction,
+    steering_through_subspaces,
     transition_block,
 )
