@@ -33,7 +33,7 @@ CORE_PROFILES: tuple[CoreProfile, ...] = (
     CoreProfile("rate_reduction_across_layers", "delta_R", "coarse", "ΔR, 5 categories (nats)"),
     CoreProfile("per_subject", "delta_R", "fine", "ΔR, 25 subjects (nats)"),
     CoreProfile("effective_rank", "effective_rank", None, "effective rank"),
-    CoreProfile("transition_block", "overlap_offdiag", "coarse", "mean off-diagonal overlap, categories"),
+    CoreProfile("transition_block", "mean_overlap", "coarse", "mean off-diagonal overlap, categories"),
     CoreProfile("dense_not_sparse", "hoyer", None, "Hoyer sparsity"),
     CoreProfile("beyond_isotropic_noise", "jb_rejection", None, "Jarque–Bera rejection rate"),
 )
