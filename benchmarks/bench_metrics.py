@@ -26,6 +26,7 @@ import torch  # noqa: E402
 from mcr2.primitives.coding_rate import R as mcr2_rate  # noqa: E402
 from mcr2.primitives.coding_rate import DeltaR as mcr2_delta_r  # noqa: E402
 
+from subspacelens import analysis, synthetic  # noqa: E402
 from subspacelens.metrics import permutation_null, rate_reduction  # noqa: E402
 from subspacelens.metrics.gram import gram  # noqa: E402
 
@@ -93,10 +94,58 @@ def relative_error(value, reference):
     return float(np.max(np.abs(np.asarray(value) - reference) / np.abs(reference)))
 
 
+def controls_suite(Z, labels, repeats, n_boot, n_permutations):
+    """(e) the statistics of the controls on the blog's shape, and (f) the whole PixArt-shaped suite of the book."""
+    seeds = np.tile(np.arange(N_SAMPLES // N_CLASSES), N_CLASSES)
+    categories = labels // 5
+    plain, _ = best_time(lambda: rate_reduction(Z[0], labels, EPS).delta_R, 5 * repeats)
+    restricted, _ = best_time(lambda: permutation_null(Z[0], labels, EPS, n_permutations=1000, seed=0,
+                                                       within=categories, scale="rms"), repeats)
+    centred, _ = best_time(lambda: rate_reduction(Z, labels, EPS, center="class", scale="rms").delta_R, repeats)
+    centred_null, _ = best_time(lambda: permutation_null(Z[0], labels, EPS, n_permutations=1000, seed=0,
+                                                         center="class", scale="rms", within=seeds), 1)
+    print(f"\n(e) one slice, plain ΔR {plain * 1e3:.1f} ms; ratios to it:")
+    print(f"    1,000-permutation restricted null (within category): {restricted:6.2f} s = {restricted / plain:7.0f}× "
+          f"(target ≤ 2 s per slice) {verdict(restricted <= 2)}")
+    print(f"    class-centred scale-aware ΔR, 28 layers: {centred:6.2f} s = {centred / N_LAYERS:.3f} s per slice "
+          f"= {centred / N_LAYERS / plain:5.1f}× (target ≤ 2 s per slice) {verdict(centred / N_LAYERS <= 2)}")
+    print(f"    1,000-permutation class-centred null (within seed): {centred_null:6.2f} s per slice "
+          f"{verdict(centred_null <= 2)}")
+
+    # (f) 28 blocks × 4 steps × 2 branches × 2 labellings: raw, scale-aware and class-centred ΔR; free and
+    # restricted nulls; design-aware (seed-cluster) bootstrap intervals.
+    steps, branches = 4, 2
+    # every (step, branch) slice is the same data: the cost of the suite, not its values, is what is measured
+    cache = synthetic.as_cache(Z, labels, categories, seeds)
+    cache = cache.isel(step=[0] * steps, branch=[0] * branches).assign_coords(step=np.arange(steps),
+                                                                          branch=["uncond", "cond"])
+    parts = {}
+    for scheme in ("coarse", "fine"):
+        for name, call in {
+            "ΔR raw, scale-aware, class-centred": lambda: [analysis.profile(cache, "delta_R", scheme, scale=sc, center=ce)
+                                                            for sc, ce in ((None, None), ("rms", None), ("rms", "class"))],
+            f"{n_permutations}-permutation nulls (free, restricted)": lambda: [
+                analysis.permutation_profile(cache, scheme, n_permutations=n_permutations, scale="rms", within=w)
+                for w in (None, "seed")],
+            f"{n_boot}-resample seed-cluster intervals": lambda: analysis.profile(cache, "delta_R", scheme, scale="rms",
+                                                                                   n_boot=n_boot),
+        }.items():
+            start = time.perf_counter()
+            call()
+            parts[name] = parts.get(name, 0.0) + time.perf_counter() - start
+    total = sum(parts.values())
+    print(f"\n(f) the PixArt-shaped suite ({N_LAYERS} blocks × {steps} steps × {branches} branches × 2 labellings): "
+          f"{total:.1f} s (target < 60 s) {verdict(total < 60)}")
+    for name, seconds in parts.items():
+        print(f"    {name}: {seconds:6.1f} s ({100 * seconds / total:4.1f} %)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="best of this many runs (fast timings)")
     parser.add_argument("--mcr2-layers", type=int, default=1, help="layers to run through mcr2 (~4.5 s each)")
+    parser.add_argument("--suite-boot", type=int, default=200, help="bootstrap resamples in the suite (f)")
+    parser.add_argument("--suite-permutations", type=int, default=1000, help="shuffles per null in the suite (f)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     print(f"threads: OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}, torch={torch.get_num_threads()}, "
@@ -147,6 +196,8 @@ def main():
             print(f"    layer {layer}, {name}: {mcr2_time:7.2f} s; relative difference {error:.1e} "
                   f"(≤ {tolerance:g}) {verdict(error <= tolerance)}; speed-up {speed_up:7.0f}× (target ≥ 100×) "
                   f"{verdict(speed_up >= 100)}")
+
+    controls_suite(Z, labels, args.repeats, args.suite_boot, args.suite_permutations)
 
     print(f"\nagreement: {verdict(agreement_ok)}   (load average now {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} cpus; timings on a busy machine are inflated)")
