@@ -35,7 +35,7 @@ from .access import (
 )
 from .derived import block_ratio, depth_trend, landmark
 from .nulls import overlap_null_profile, permutation_profile, split_profile
-from .overlaps import overlap_matrix, rank_bounds, transition_landmark, transition_layer
+from .overlaps import category_of_subject, overlap_matrix, rank_bounds, transition_landmark, transition_layer
 from .profiles import average_over_steps, bootstrap_rows, evaluate, profile, profiles, replicates, sweep_profile
 from .sample_size import sample_size_curve
 
@@ -47,6 +47,7 @@ __all__ = [
     "average_over_steps",
     "block_ratio",
     "bootstrap_rows",
+    "category_of_subject",
     "depth_trend",
     "evaluate",
     "labels_of",

@@ -37,7 +37,7 @@ def overlap_matrix(ds, layer, step, branch, scheme, *, order=None, **kw):
         },
     )
     if scheme == "fine":
-        category = _category_of_subject(ds)
+        category = category_of_subject(ds)
         da = da.assign_coords(category_i=("class_i", [category[c] for c in classes]),
                               category_j=("class_j", [category[c] for c in classes]))
         if order is None:
@@ -47,7 +47,8 @@ def overlap_matrix(ds, layer, step, branch, scheme, *, order=None, **kw):
     return da
 
 
-def _category_of_subject(ds):
+def category_of_subject(ds):
+    """``{subject: category}`` from the cache's sample coordinates."""
     subjects = np.asarray(ds["subject"].values).astype(str)
     categories = np.asarray(ds["category"].values).astype(str)
     return dict(zip(subjects, categories))

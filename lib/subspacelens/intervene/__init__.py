@@ -7,7 +7,7 @@
 * :mod:`~subspacelens.intervene.bases` — subspaces from the activation cache on held-out seeds.
 * :mod:`~subspacelens.intervene.readouts` — classifier outcomes, intervals over seeds, :class:`OffManifold`.
 * :mod:`~subspacelens.intervene.experiments` — the chapter's batched ablation / patching / steering runs.
-* :mod:`~subspacelens.intervene.measures` — the scorecard's causal findings (registered on import).
+* the scorecard's causal findings live in :mod:`subspacelens.scorecard.measures.steering_through_subspaces`.
 """
 
 from subspacelens.intervene.bases import (between_class_basis, block_matrix, mean_difference, natural_span,

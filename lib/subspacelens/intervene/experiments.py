@@ -77,7 +77,7 @@ class Study:
     # -- the cache ------------------------------------------------------------------------------------
     @property
     def category_of(self) -> dict[str, str]:
-        return analysis._category_of_subject(self.ds)
+        return analysis.category_of_subject(self.ds)
 
     @property
     def prompt_of(self) -> dict[str, str]:
