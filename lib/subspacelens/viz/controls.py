@@ -215,7 +215,8 @@ def plot_centering(centring, *, branch="cond", title=""):
 def plot_models(profiles, *, branch="cond", title=""):
     """ΔR per relative depth for each model (``model`` dim), CI bands; one panel per label scheme.
 
-    ``profiles`` maps a scheme to ``controls.stack_models`` output; steps are averaged.
+    ``profiles`` maps a panel name (a scheme, optionally followed by ``", <variant>"``) to
+    ``controls.stack_models`` output; steps are averaged.
     """
     schemes = list(profiles)
     fig, axes = plt.subplots(1, len(schemes), figsize=(4.6 * len(schemes), 3.4), squeeze=False,
@@ -231,8 +232,8 @@ def plot_models(profiles, *, branch="cond", title=""):
             if "low" in sl:
                 ax.fill_between(x, sl["low"].values, sl["high"].values, color=line.get_color(), alpha=0.2, lw=0)
         ax.set_xlabel("relative depth (block / last block)")
-        ax.set_ylabel(f"ΔR, {scheme} (nats)")
-        ax.set_title(f"{scheme} labels", fontsize="medium", color=color(scheme))
+        ax.set_ylabel(f"ΔR, {scheme.split(',')[0]} (nats)")
+        ax.set_title(f"{scheme} labels", fontsize="medium", color=color(scheme.split(",")[0]))
     axes[0, -1].legend(fontsize="small")
     fig.suptitle(title)
     return fig
