@@ -56,3 +56,21 @@ def test_bad_choices_fail_naming_the_argument(caches):
         core_profiles(caches["flux"], chapters=["no_such_chapter"])
     with pytest.raises(ValueError, match=r"branch: 'uncond' not in this cache's branches \['cond'\]"):
         core_profiles(caches["flux"], branch="uncond")
+
+
+@pytest.mark.chapter
+def test_branch_chapter_on_a_distilled_cache_says_so_instead_of_failing(caches, tmp_path):
+    import jupytext
+    import papermill
+
+    from subspacelens.paths import resolve
+
+    notebook = tmp_path / "cond_vs_uncond.ipynb"
+    jupytext.write(jupytext.read(resolve("notebooks/cond_vs_uncond.md")), notebook)
+    executed = papermill.execute_notebook(
+        str(notebook), str(tmp_path / "executed.ipynb"), cwd=str(resolve(".")), kernel_name="python3",
+        parameters=dict(cache=str(caches["flux"]), twin_cache=None, n_boot=3, n_permutations=4), progress_bar=False)
+    markdown = [output["data"]["text/markdown"] for cell in executed["cells"] if cell["cell_type"] == "code"
+                for output in cell.get("outputs", []) if "text/markdown" in output.get("data", {})]
+    assert any("Not meaningful for this cache" in text for text in markdown)
+    assert sum("Not computed: `has_uncond` is false" in text for text in markdown) == 8

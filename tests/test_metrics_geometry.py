@@ -152,3 +152,35 @@ def test_hoyer_sparsity_extremes_and_mean_over_columns():
     half = np.r_[np.ones(d // 2), np.zeros(d // 2)][:, None]
     assert hoyer_sparsity(half) == pytest.approx((np.sqrt(d) - np.sqrt(d / 2)) / (np.sqrt(d) - 1))
     assert hoyer_sparsity(np.ones((3, d, 4))).shape == (3,)
+
+
+@pytest.mark.parametrize("class_centred", [False, True])
+@pytest.mark.parametrize("rank", [None, 3])
+def test_feature_and_gram_routes_of_the_overlap_agree(rng, class_centred, rank):
+    # d = 12 < 40 samples a class: the feature route is the one subspace_overlap takes; both must agree,
+    # on the observed labels and on relabellings of unequal classes (a stack of index sets).
+    from subspacelens.metrics.labels import labelled_gram
+    from subspacelens.metrics.overlap import feature_route_is_cheaper, overlap_from_columns, overlap_from_gram
+
+    labels = np.repeat([0, 1, 2], 40)
+    labels[:5] = 1
+    Z = rng.standard_normal((2, 12, labels.size)) + np.repeat(rng.standard_normal((2, 12, 3)) * 3, 40, axis=-1)
+    Z, partition, G = labelled_gram(Z, labels)
+    assert feature_route_is_cheaper(12, partition)
+    index = np.stack([rng.permutation(labels.size) for _ in range(3)])[:, partition.index]
+    for sets in (None, index):
+        by_gram = overlap_from_gram(G, partition, rank, 0.9, sets, class_centred=class_centred)
+        by_columns = overlap_from_columns(Z, partition, rank, 0.9, sets, class_centred=class_centred)
+        np.testing.assert_array_equal(by_gram[1], by_columns[1])
+        np.testing.assert_allclose(by_gram[0], by_columns[0], atol=1e-10)
+
+
+def test_jarque_bera_half_matches_the_full_isotropy_test(rng):
+    from subspacelens.metrics import isotropy_test, jarque_bera_rejection
+
+    Z = rng.standard_t(3, size=(2, 8, 60))
+    full = isotropy_test(Z, n_projections=16, alpha=0.05, seed=3)
+    rate, p_values, null_rate = jarque_bera_rejection(Z, n_projections=16, alpha=0.05, seed=3)
+    np.testing.assert_array_equal(rate, full.rejection_rate)
+    np.testing.assert_array_equal(p_values, full.p_values)
+    assert null_rate == full.null_rejection_rate

@@ -1,7 +1,8 @@
 """What every chapter's first cell needs: one call instead of a copy of the same preamble per page.
 
-``setup()`` applies the book's figure style and pandas display options and quiets the progress-bar widget
-warning; ``say(text)`` shows a sentence computed from the run as rendered Markdown (the closing texts).
+``setup()`` applies the book's figure style and pandas display options, quiets the progress-bar widget
+warning and registers the ``%%only_if`` cell magic; ``say(text)`` shows a sentence computed from the run as
+rendered Markdown (the closing texts).
 """
 
 from __future__ import annotations
@@ -17,11 +18,35 @@ PANDAS_OPTIONS = {"display.width": 120, "display.precision": 3, "display.max_col
 
 
 def setup() -> None:
-    """Book style for figures, pandas display options, and no tqdm ``IProgress`` warning in executed pages."""
+    """Book style for figures, pandas display options, no tqdm ``IProgress`` warning in executed pages, and
+    the ``%%only_if`` magic (when running under IPython)."""
     use_book_style()
     for option, value in PANDAS_OPTIONS.items():
         pd.set_option(option, value)
     warnings.filterwarnings("ignore", message="IProgress not found")
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is not None:
+        shell.register_magic_function(only_if, magic_kind="cell")
+
+
+def only_if(line: str, cell: str) -> None:
+    """``%%only_if <expression>``: run the cell when the expression is true in the notebook, else say why not.
+
+    A chapter whose comparison needs something a cache may lack (the unconditional branch of a
+    guidance-distilled model) runs to its end on such a cache, each skipped cell saying so, instead of
+    stopping at the first cell that cannot be computed.
+    """
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if not line.strip():
+        raise ValueError("%%only_if needs an expression, e.g. `%%only_if has_uncond`")
+    if shell.ev(line):
+        shell.run_cell(cell, store_history=False)
+    else:
+        say(f"*Not computed: `{line.strip()}` is false for this cache.*")
 
 
 def say(text: str) -> None:

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from subspacelens.scorecard.table import COLUMNS as SCORECARD_COLUMNS
+
 ROOT = Path(__file__).resolve().parents[2]
 BOOK_HTML = os.environ.get("BOOK_HTML")
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -120,5 +122,6 @@ SCORECARD_PAGES = [p for p in NOTEBOOK_PAGES if Path(p).name not in {"validating
 def test_scorecard_table_present(browser, server, page_path):
     page = load(browser, server, page_path)
     headers = page.eval_on_selector_all("main table th", "ths => ths.map(th => th.innerText.trim().toLowerCase())")
-    assert "criterion" in headers and "holds" in headers, f"{page_path}: no scorecard table (headers: {headers})"
+    missing = [column for column in SCORECARD_COLUMNS if column.lower() not in headers]
+    assert not missing, f"{page_path}: no scorecard table with the columns {missing} (headers: {headers})"
     page.close()

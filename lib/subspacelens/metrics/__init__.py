@@ -19,7 +19,7 @@ Conventions, binding for every function here:
 
 from .bootstrap import BootstrapCI, bootstrap_ci
 from .coding_rate import coding_rate, coding_rate_curve
-from .isotropy import IsotropyResult, epps_pulley, isotropy_test
+from .isotropy import IsotropyResult, epps_pulley, isotropy_test, jarque_bera_rejection
 from .overlap import OverlapNull, SubspaceOverlap, mean_offdiagonal, overlap_null, subspace_overlap
 from .moments import (
     ClassMoments,
@@ -66,6 +66,7 @@ __all__ = [
     "epps_pulley",
     "hoyer_sparsity",
     "isotropy_test",
+    "jarque_bera_rejection",
     "mean_offdiagonal",
     "participation_ratio",
     "permutation_null",

@@ -28,7 +28,7 @@ from ._checks import as_eps, as_fraction, as_positive_int, as_samples, check_cho
 from .coding_rate import rate_from_product
 from .gram import chunk_slices, gram, principal_blocks, second_moment
 from .labels import partition_labels
-from .overlap import mean_offdiagonal, overlap_from_gram
+from .overlap import feature_route_is_cheaper, mean_offdiagonal, overlap_from_columns, overlap_from_gram
 from .rate_reduction import class_rate_at, within_class_rate
 from .transforms import prepare, prepare_gram, scale_and_center
 
@@ -50,16 +50,21 @@ class BootstrapCI:
     samples: np.ndarray
 
 
-def label_statistics(G, total, partition, statistics, d, eps, rank, energy, class_blocks=None):
+def label_statistics(G, total, partition, statistics, d, eps, rank, energy, class_blocks=None, columns=None):
     """``{statistic: array}`` of ``STATISTICS`` for samples partitioned by ``partition`` (laid out class by class).
 
-    ``G`` (…, N, N) is their Gram (or None when only rates are asked and ``class_blocks`` is given);
-    ``total`` the matrix the total rate is read from (``G`` itself, or the d×d second moment when d < N);
-    ``class_blocks`` optionally maps each class size n to its (…, K_n, n, n) stack of class Grams.
+    ``G`` (…, N, N) is their Gram (or None when only rates are asked and ``class_blocks`` is given, or the
+    overlap takes the feature route on ``columns``); ``total`` the matrix the total rate is read from (``G``
+    itself, or the d×d second moment when d < N); ``class_blocks`` optionally maps each class size n to its
+    (…, K_n, n, n) stack of class Grams; ``columns`` (…, d, N) are the samples themselves, when at hand.
     """
     out = {}
     if "mean_overlap" in statistics:
-        out["mean_overlap"] = mean_offdiagonal(overlap_from_gram(G, partition, rank, energy)[0])
+        if columns is not None and feature_route_is_cheaper(d, partition):
+            matrix = overlap_from_columns(columns, partition, rank, energy)[0]
+        else:
+            matrix = overlap_from_gram(G, partition, rank, energy)[0]
+        out["mean_overlap"] = mean_offdiagonal(matrix)
     rates = [s for s in statistics if s != "mean_overlap"]
     if not rates:
         return out
@@ -103,7 +108,7 @@ def resampled_statistics(Z, labels, rows, statistics, *, eps=0.5, rank=None, ene
         raise ValueError("rows: a resample changes the class sizes; use strata or crossed clusters")
     layout = partition_labels(np.repeat(partition.classes, partition.sizes), n_samples)
     layout_codes = layout.codes
-    G_all = None if n_samples > d and statistics == [s for s in statistics if s != "mean_overlap"] else gram(Z)
+    G_all = None if n_samples > d else gram(Z)  # d < N: every resample is formed from its columns instead
     lead = Z.shape[:-2]
     out = {s: np.empty(lead + (rows.shape[0],)) for s in statistics}
     per_set = int(np.prod(lead, dtype=np.int64)) * max(n_samples * n_samples, d * n_samples)
@@ -112,9 +117,10 @@ def resampled_statistics(Z, labels, rows, statistics, *, eps=0.5, rank=None, ene
         if n_samples > d:
             columns = prepare(np.moveaxis(np.take(Z, block, axis=-1), -2, -3), layout_codes,
                               center=center, scale=scale)  # (…, n_sets, d, N)
-            G = gram(columns) if "mean_overlap" in statistics else None
-            values = label_statistics(G, second_moment(columns), layout, statistics, d, eps, rank, energy,
-                                      class_blocks=_class_blocks_of_columns(columns, layout))
+            needs_gram = "mean_overlap" in statistics and not feature_route_is_cheaper(d, layout)
+            values = label_statistics(gram(columns) if needs_gram else None, second_moment(columns), layout,
+                                      statistics, d, eps, rank, energy,
+                                      class_blocks=_class_blocks_of_columns(columns, layout), columns=columns)
         else:
             G = prepare_gram(principal_blocks(G_all, block), layout_codes, center=center, scale=scale)
             values = label_statistics(G, G, layout, statistics, d, eps, rank, energy)

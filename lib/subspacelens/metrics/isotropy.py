@@ -88,6 +88,33 @@ def random_directions(rng, n_directions, d):
     return directions / np.linalg.norm(directions, axis=-1, keepdims=True)
 
 
+def _projections(Z, n_projections, seed):
+    """Standardised projections of ``Z`` and of an isotropic Gaussian (d, N) on ``n_projections`` directions.
+
+    The Gaussian is drawn after the directions from the same ``numpy.random.default_rng(seed)`` stream.
+    """
+    n_projections = as_positive_int("n_projections", n_projections)
+    Z = as_samples(Z, min_samples=3)
+    d, n_samples = Z.shape[-2:]
+    rng = np.random.default_rng(seed)
+    directions = random_directions(rng, n_projections, d)
+    gaussian = rng.standard_normal((d, n_samples))
+    return standardize(directions @ Z), standardize(directions @ gaussian)  # (…, n_projections, N), (n, N)
+
+
+def _rejections(projections, null_projections, alpha):
+    p_values = stats.jarque_bera(projections, axis=-1).pvalue
+    null_p_values = stats.jarque_bera(null_projections, axis=-1).pvalue
+    return (p_values < alpha).mean(axis=-1), p_values, float((null_p_values < alpha).mean())
+
+
+def jarque_bera_rejection(Z, n_projections=256, alpha=0.01, seed=0):
+    """``(rejection_rate (…), p_values (…, n_projections), null_rejection_rate)``: the Jarque–Bera half of
+    :func:`isotropy_test` alone (no Epps–Pulley statistic), for the resampling loops that need only it."""
+    alpha = as_fraction("alpha", alpha, closed_right=False)
+    return _rejections(*_projections(Z, n_projections, seed), alpha)
+
+
 def isotropy_test(Z, n_projections=256, alpha=0.01, seed=0):
     """Jarque–Bera rejection rate and SIGReg Epps–Pulley statistic of ``Z`` on random projections.
 
@@ -95,24 +122,15 @@ def isotropy_test(Z, n_projections=256, alpha=0.01, seed=0):
     reference uses Gaussian samples of shape (d, N) drawn after the directions from the same
     ``numpy.random.default_rng(seed)`` stream, so the whole result is deterministic under ``seed``.
     """
-    n_projections = as_positive_int("n_projections", n_projections)
     alpha = as_fraction("alpha", alpha, closed_right=False)
-    Z = as_samples(Z, min_samples=3)
-    d, n_samples = Z.shape[-2:]
-    rng = np.random.default_rng(seed)
-    directions = random_directions(rng, n_projections, d)
-    gaussian = rng.standard_normal((d, n_samples))
-
-    projections = standardize(directions @ Z)  # (…, n_projections, N)
-    null_projections = standardize(directions @ gaussian)
-    p_values = stats.jarque_bera(projections, axis=-1).pvalue
-    null_p_values = stats.jarque_bera(null_projections, axis=-1).pvalue
+    projections, null_projections = _projections(Z, n_projections, seed)
+    rejection_rate, p_values, null_rejection_rate = _rejections(projections, null_projections, alpha)
     statistics = epps_pulley(projections)
     return IsotropyResult(
-        rejection_rate=(p_values < alpha).mean(axis=-1),
+        rejection_rate=rejection_rate,
         p_values=p_values,
         epps_pulley=statistics,
         sigreg=statistics.mean(axis=-1),
         sigreg_null=float(epps_pulley(null_projections).mean()),
-        null_rejection_rate=float((null_p_values < alpha).mean()),
+        null_rejection_rate=null_rejection_rate,
     )

@@ -10,9 +10,16 @@ For class j let :math:`U_j` (d×k_j) hold the top-k_j left singular vectors of :
 :math:`k_i, k_j` in :math:`\mathbb R^d` have :math:`\mathbb E\|U_i^\top U_j\|_F^2 = k_i k_j / d`, so the
 chance level is :math:`\min(\max(k_i, k_j)/d,\ 1)`.
 
-Everything is read from the Gram :math:`G = Z^\top Z`: if the class block is
-:math:`G_{jj} = V_j\Lambda_j V_j^\top` then :math:`U_j = Z_j V_j \Lambda_j^{-1/2}` (top k_j columns), so
-:math:`U_i^\top U_j = \Lambda_i^{-1/2} V_i^\top G_{ij} V_j \Lambda_j^{-1/2}` needs no product with Z.
+Two equivalent routes, picked by cost (:func:`class_overlaps`):
+
+- *Gram route* (classes smaller than d, as PixArt-α's 20–100 images a class in d = 1152): if the class
+  block is :math:`G_{jj} = V_j\Lambda_j V_j^\top` then :math:`U_j = Z_j V_j \Lambda_j^{-1/2}` (top k_j
+  columns), so :math:`U_i^\top U_j = \Lambda_i^{-1/2} V_i^\top G_{ij} V_j \Lambda_j^{-1/2}` needs no
+  product with Z; a relabelling or resample only re-indexes G.
+- *Feature route* (d smaller than the biggest class, as the organism's 100 images a category in d = 64):
+  :math:`U_j` are the top eigenvectors of the d×d class scatter :math:`S_j = Z_j Z_j^\top` (the same nonzero
+  spectrum as :math:`G_{jj}`), and :math:`\|U_i^\top U_j\|_F^2 = \langle P_i, P_j\rangle` with the projections
+  :math:`P_j = U_j U_j^\top`: K d×d factorisations instead of K n×n ones and K² n×n cross blocks.
 """
 
 from dataclasses import dataclass
@@ -120,6 +127,50 @@ def overlap_from_gram(G, partition, rank=None, energy=0.9, index=None, *, class_
     return np.clip(matrix, 0.0, 1.0), ranks  # clip: rounding only
 
 
+def overlap_from_columns(Z, partition, rank=None, energy=0.9, index=None, *, class_centred=False):
+    r"""The feature route of :func:`overlap_from_gram`: the same ``(matrix, ranks)`` from the columns ``Z``.
+
+    ``Z`` (…, d, N); ``index`` as for :func:`overlap_from_gram`. Class j's members are gathered (padding
+    zeroed), optionally centred on their mean, and its basis is read from the eigenvectors of the d×d
+    scatter :math:`S_j = Z_j Z_j^\top`; :math:`O_{ij} = \langle P_i, P_j\rangle / \min(k_i, k_j)`.
+    """
+    index = partition.index if index is None else index
+    mask = partition.mask
+    lead = Z.shape[:-2]
+    members = np.take(Z, index, axis=-1)  # (…, d, *sets, K, n)
+    members = np.moveaxis(members, len(lead), -2) * mask[:, None, :]  # (…, *sets, K, d, n)
+    if class_centred:
+        means = members.sum(axis=-1, keepdims=True) / partition.sizes[:, None, None]
+        members = (members - means) * mask[:, None, :]
+    scatter = members @ members.swapaxes(-1, -2)  # (…, K, d, d)
+    eigenvalues, eigenvectors = np.linalg.eigh(scatter)
+    eigenvalues = np.maximum(eigenvalues[..., ::-1], 0.0)  # descending
+    ranks = class_ranks(eigenvalues, rank, energy)
+    kept = np.arange(eigenvalues.shape[-1]) < ranks[..., None]
+    bases = eigenvectors[..., ::-1] * kept[..., None, :]
+    projections = bases @ bases.swapaxes(-1, -2)  # P_j (…, K, d, d)
+    flat = projections.reshape(projections.shape[:-2] + (-1,))
+    squared_norms = flat @ flat.swapaxes(-1, -2)  # ⟨P_i, P_j⟩ = ‖U_iᵀU_j‖²_F
+    matrix = squared_norms / np.minimum(ranks[..., :, None], ranks[..., None, :])
+    return np.clip(matrix, 0.0, 1.0), ranks  # clip: rounding only
+
+
+def feature_route_is_cheaper(d, partition):
+    """True when the class scatters (d×d) are smaller than the biggest class's Gram block (n×n)."""
+    return d < int(partition.sizes.max())
+
+
+def class_overlaps(Z, G, partition, rank=None, energy=0.9, index=None, *, class_centred=False):
+    """``(matrix, ranks)`` by the cheaper route: :func:`overlap_from_columns` or :func:`overlap_from_gram`.
+
+    ``Z`` (…, d, N) and ``G = ZᵀZ`` describe the same prepared samples; ``G`` may be None when the feature
+    route is taken.
+    """
+    if feature_route_is_cheaper(Z.shape[-2], partition):
+        return overlap_from_columns(Z, partition, rank, energy, index, class_centred=class_centred)
+    return overlap_from_gram(G, partition, rank, energy, index, class_centred=class_centred)
+
+
 def subspace_overlap(Z, labels, rank=None, energy=0.9, *, center=False, scale=None, normalize=False):
     r"""Pairwise subspace overlap of the classes of ``labels`` in ``Z`` (``(..., d, N)``).
 
@@ -136,7 +187,7 @@ def subspace_overlap(Z, labels, rank=None, energy=0.9, *, center=False, scale=No
         rank = as_positive_int("rank", rank)
     energy = as_fraction("energy", energy, closed_right=True)
     Z, partition, G = labelled_gram(Z, labels, center=center, scale=scale, normalize=normalize, min_class_size=2)
-    matrix, ranks = overlap_from_gram(G, partition, rank, energy)
+    matrix, ranks = class_overlaps(Z, G, partition, rank, energy)
     chance = np.minimum(np.maximum(ranks[..., :, None], ranks[..., None, :]) / Z.shape[-2], 1.0)
     return SubspaceOverlap(matrix=matrix, classes=partition.classes, ranks=ranks, chance=chance)
 
@@ -166,13 +217,15 @@ def overlap_null(Z, labels, n_permutations=200, seed=0, *, rank=None, energy=0.9
     class_centred = as_center(center) == "class"
     Z, partition, G = labelled_gram(Z, labels, center=False if class_centred else center, scale=scale,
                                     min_class_size=2)
-    observed = mean_offdiagonal(overlap_from_gram(G, partition, rank, energy, class_centred=class_centred)[0])
+    observed = mean_offdiagonal(class_overlaps(Z, G, partition, rank, energy, class_centred=class_centred)[0])
     relabellings = permutation_indices(Z.shape[-1], n_permutations, seed, within=within)
     null = np.empty(observed.shape + (n_permutations,))
-    per_set = observed.size * partition.n_samples**2 * 4
+    d, n_classes = Z.shape[-2], partition.classes.size
+    per_set = observed.size * (n_classes * d * (d + partition.index.shape[-1]) * 3
+                               if feature_route_is_cheaper(d, partition) else partition.n_samples**2 * 4)
     for chunk in chunk_slices(n_permutations, per_set):
         index = relabellings[chunk][:, partition.index]
-        matrix = overlap_from_gram(G, partition, rank, energy, index, class_centred=class_centred)[0]
+        matrix = class_overlaps(Z, G, partition, rank, energy, index, class_centred=class_centred)[0]
         null[..., chunk] = mean_offdiagonal(matrix)
     p_lower = (1.0 + (null <= observed[..., None]).sum(axis=-1)) / (1.0 + n_permutations)
     return OverlapNull(observed=observed, null=null, p_lower=p_lower, excess=observed - null.mean(axis=-1))
