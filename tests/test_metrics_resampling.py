@@ -156,3 +156,21 @@ def test_bootstrap_with_more_samples_than_dimensions_matches_direct_resamples(ce
         order = np.concatenate([np.flatnonzero(labels == j)[draws[j][b]] for j in range(3)])
         resample = rate_reduction(Z[:, order], labels[order], center=center, normalize=normalize)
         assert ci.samples[b] == pytest.approx(float(resample.Rc / resample.R), rel=1e-10)
+
+
+def test_null_and_bootstrap_with_classes_larger_than_d_match_direct_recomputation():
+    # 3 classes of 12 in d = 5: class rates come from the 5×5 class scatters, not the 12×12 Gram blocks.
+    rng = np.random.default_rng(11)
+    labels = np.repeat(np.arange(3), 12)
+    Z = rng.standard_normal((5, 36)) + 2.0 * np.repeat(rng.standard_normal((5, 3)), 12, axis=1)
+    result = permutation_null(Z, labels, n_permutations=5, seed=4)
+    shuffles = np.random.default_rng(4).permuted(np.tile(np.arange(36), (5, 1)), axis=1)
+    for k in range(5):
+        shuffled_labels = np.empty_like(labels)
+        shuffled_labels[shuffles[k]] = labels
+        assert result.null[k] == pytest.approx(float(rate_reduction(Z, shuffled_labels).delta_R), rel=1e-10)
+    boot = bootstrap_ci(Z, labels, "delta_R", n_boot=4, seed=2)
+    from subspacelens.stats import bootstrap_indices  # the same resample rows, recomputed one by one
+
+    for b, row in enumerate(bootstrap_indices(4, 2, strata=labels)):
+        assert boot.samples[b] == pytest.approx(float(rate_reduction(Z[:, row], labels[row]).delta_R), rel=1e-10)

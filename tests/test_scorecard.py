@@ -179,3 +179,38 @@ def test_summary_sentence_counts():
     sentence = scorecard.summary(df)
     assert sentence.startswith("Of the blog's 2 findings, 1 of 2 measured hold") and "under the controls 0 survive" in sentence
     assert "Of the 1 controls the book adds, 1 hold" in sentence
+
+
+def test_a_stored_session_reuses_results_until_the_cache_changes(small_caches, tmp_path, monkeypatch):
+    # Two pages of one run (a chapter, then the scorecard) open separate sessions over one cache path: the
+    # second reads the first one's result from the store; rewriting the cache makes it compute afresh.
+    from subspacelens import analysis
+
+    path = tmp_path / "main.zarr"
+    ds = small_caches["main"]
+    for variable in ds.variables.values():
+        variable.encoding.clear()
+    ds.to_zarr(path, zarr_format=2, consolidated=False)
+    store = tmp_path / "memo"
+    first = scorecard.Session({"main": str(path)}, n_boot=4, store=store).curve("main", "delta_R", "coarse")
+    assert len(list(store.glob("*.pkl"))) == 1
+
+    calls = []
+    original = analysis.profiles
+    monkeypatch.setattr(analysis, "profiles", lambda *a, **k: calls.append(1) or original(*a, **k))
+    again = scorecard.Session({"main": str(path)}, n_boot=4, store=store).curve("main", "delta_R", "coarse")
+    np.testing.assert_array_equal(first.values, again.values)
+    assert calls == []
+    scorecard.Session({"main": str(path)}, n_boot=5, store=store).curve("main", "delta_R", "coarse")
+    assert len(calls) == 1  # other session settings: another result
+
+    ds.assign(activations=ds["activations"] * 2).to_zarr(path, mode="w", zarr_format=2, consolidated=False)
+    rewritten = scorecard.Session({"main": str(path)}, n_boot=4, store=store).curve("main", "delta_R", "coarse")
+    assert len(calls) == 2
+    assert not np.allclose(rewritten.values, first.values)
+
+
+def test_an_in_memory_session_stores_nothing(small_caches, tmp_path):
+    store = tmp_path / "memo"
+    scorecard.Session(small_caches, n_boot=0, store=store).curve("main", "delta_R", "coarse")
+    assert not store.exists()

@@ -3,8 +3,8 @@ r"""Bootstrap confidence intervals for the label-based metrics (the draws come f
 Each resample is a row of column positions (:func:`subspacelens.stats.bootstrap_indices`: stratified
 within classes, or whole clusters — e.g. the noise seeds of the crossed subject × seed design); the
 statistic is recomputed on it. When N ≤ d a resample's Gram is a (repeated-index) principal block of the
-one Gram :math:`Z^\top Z`, so no resample touches ``Z``; when d < N its columns are gathered and the class
-Grams and the d×d second moment are formed from them (cheaper). Centring, scaling and class-centring
+one Gram :math:`Z^\top Z`, so no resample touches ``Z``; when d < N its columns are gathered and the d×d
+second moment and each class's Gram or d×d scatter, whichever is smaller, are formed from them. Centring, scaling and class-centring
 (:mod:`.transforms`) are redone on every resample, as the estimator would on new data.
 
 Caveat: a resample repeats about a third of each class's columns, which lowers its rank, so resampled
@@ -50,13 +50,12 @@ class BootstrapCI:
     samples: np.ndarray
 
 
-def label_statistics(G, total, partition, statistics, d, eps, rank, energy, class_blocks=None, columns=None):
+def label_statistics(G, total, partition, statistics, d, eps, rank, energy, columns=None):
     """``{statistic: array}`` of ``STATISTICS`` for samples partitioned by ``partition`` (laid out class by class).
 
-    ``G`` (…, N, N) is their Gram (or None when only rates are asked and ``class_blocks`` is given, or the
-    overlap takes the feature route on ``columns``); ``total`` the matrix the total rate is read from (``G``
-    itself, or the d×d second moment when d < N); ``class_blocks`` optionally maps each class size n to its
-    (…, K_n, n, n) stack of class Grams; ``columns`` (…, d, N) are the samples themselves, when at hand.
+    ``G`` (…, N, N) is their Gram, or None when ``columns`` (…, d, N), the samples themselves, are given
+    (class matrices are then formed from them, and an overlap must take its feature route); ``total`` is the matrix the total rate
+    is read from (``G`` itself, or the d×d second moment when d < N).
     """
     out = {}
     if "mean_overlap" in statistics:
@@ -68,26 +67,11 @@ def label_statistics(G, total, partition, statistics, d, eps, rank, energy, clas
     rates = [s for s in statistics if s != "mean_overlap"]
     if not rates:
         return out
-    rate_of_blocks = class_rate_at(eps, d)
-    if class_blocks is None:
-        Rc = within_class_rate(G, partition, rate_of_blocks)
-    else:
-        Rc = sum((n / partition.n_samples) * rate_of_blocks(class_blocks[n], n) for n, _ in partition.size_groups())
+    Rc = within_class_rate(columns, G, partition, class_rate_at(eps, d))
     R = rate_from_product(total, d, partition.n_samples, eps)
     fields = {"R": R, "Rc": Rc, "delta_R": R - Rc, "Rc_over_R": Rc / R}
     out.update({s: fields[s] for s in rates})
     return out
-
-
-def _class_blocks_of_columns(columns, partition):
-    """Class Grams of columns laid out class by class: ``{n: (…, K_n, n, n)}``."""
-    blocks = {}
-    for n, rows in partition.size_groups():
-        positions = partition.index[rows, :n]  # (K_n, n)
-        members = np.take(columns, positions, axis=-1)  # (…, d, K_n, n)
-        members = np.moveaxis(members, -3, -2)  # (…, K_n, d, n)
-        blocks[n] = members.swapaxes(-1, -2) @ members
-    return blocks
 
 
 def resampled_statistics(Z, labels, rows, statistics, *, eps=0.5, rank=None, energy=0.9, center=False, scale=None):
@@ -117,10 +101,10 @@ def resampled_statistics(Z, labels, rows, statistics, *, eps=0.5, rank=None, ene
         if n_samples > d:
             columns = prepare(np.moveaxis(np.take(Z, block, axis=-1), -2, -3), layout_codes,
                               center=center, scale=scale)  # (…, n_sets, d, N)
+            # the class rates come from the columns; the full Gram only for an overlap on its Gram route
             needs_gram = "mean_overlap" in statistics and not feature_route_is_cheaper(d, layout)
             values = label_statistics(gram(columns) if needs_gram else None, second_moment(columns), layout,
-                                      statistics, d, eps, rank, energy,
-                                      class_blocks=_class_blocks_of_columns(columns, layout), columns=columns)
+                                      statistics, d, eps, rank, energy, columns=columns)
         else:
             G = prepare_gram(principal_blocks(G_all, block), layout_codes, center=center, scale=scale)
             values = label_statistics(G, G, layout, statistics, d, eps, rank, energy)

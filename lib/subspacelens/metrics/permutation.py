@@ -63,11 +63,6 @@ class PermutationNull:
         return self.z_score
 
 
-def _class_centred_class_rate(eps, d):
-    """``rate_of_blocks`` for class-centred data: each class block is centred (:math:`H_j G_{jj} H_j`) first."""
-    return lambda blocks, n: rate_from_product(center_gram(blocks), d, n, eps).sum(axis=-1)
-
-
 def _class_centred_totals(Z, G, partition, eps, relabellings):
     r"""Total rate of the class-centred data for every relabelling (…, P), by the determinant lemma."""
     d, n_samples = Z.shape[-2:]
@@ -125,19 +120,18 @@ def permutation_null(Z, labels, eps=0.5, n_permutations=1000, seed=0, *, within=
     if class_centred:
         centred = prepare(Z, partition.codes, center="class")
         observed_rates = rate_reduction_from_gram(centred, centred.swapaxes(-1, -2) @ centred, partition, eps)
-        rate_of_blocks = _class_centred_class_rate(eps, d)
         R_null = _class_centred_totals(Z, G, partition, eps, relabellings)
     else:
         observed_rates = rate_reduction_from_gram(Z, G, partition, eps)
-        rate_of_blocks = class_rate_at(eps, d)
         R_null = observed_rates.R[..., None]
     observed = observed_rates.delta_R
 
     null_Rc = np.empty(observed.shape + (n_permutations,))
-    entries_per_permutation = observed.size * int(np.square(partition.sizes).sum())
+    entries_per_permutation = observed.size * int(sum(min(n * n, d * n + d * d) for n in partition.sizes))
     for chunk in chunk_slices(n_permutations, entries_per_permutation):
         shuffled_index = relabellings[chunk][:, partition.index]  # (chunk, K, n_max)
-        null_Rc[..., chunk] = within_class_rate(G, partition, rate_of_blocks, shuffled_index)
+        null_Rc[..., chunk] = within_class_rate(Z, G, partition, class_rate_at(eps, d), shuffled_index,
+                                                class_centred=class_centred)
     return null_summary(observed, R_null - null_Rc)
 
 

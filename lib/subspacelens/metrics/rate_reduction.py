@@ -6,8 +6,9 @@ r"""Rate reduction :math:`\Delta R = R - R_c`: how much smaller the coding rate 
         = \sum_j \frac{N_j}{N}\,\tfrac12\log\det\!\Big(I + \frac{d}{N_j\varepsilon^2} Z_j^\top Z_j\Big),
     \qquad \Delta R = R_\varepsilon(Z) - R_c.
 
-The class Grams :math:`Z_j^\top Z_j` are principal sub-blocks of the one Gram :math:`Z^\top Z`; classes of
-equal size are factorised together as one (…, K_n, n, n) stack. Same conventions as
+The class Grams :math:`Z_j^\top Z_j` are principal sub-blocks of the one Gram :math:`Z^\top Z` (or, when a
+class has more samples than d, its d×d scatter :math:`Z_j Z_j^\top` is factorised instead: the same nonzero
+spectrum, a smaller matrix); classes of equal size are factorised together as one stack. Same conventions as
 :mod:`~subspacelens.metrics.coding_rate` (``Z`` is ``(..., d, N)``, unsquared ε, nats, float64).
 """
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from ._checks import as_eps, as_eps_values, as_samples
 from .coding_rate import rate_curve_from_eigenvalues, rate_from_product
-from .gram import clamped_eigvalsh, principal_blocks, second_moment
+from .gram import center_gram, clamped_eigvalsh, principal_blocks, second_moment
 from .labels import labelled_gram
 from .transforms import as_center
 
@@ -34,18 +35,38 @@ class RateReduction:
     delta_R: np.ndarray
 
 
-def within_class_rate(G, partition, rate_of_blocks, index=None):
-    r""":math:`R_c = \sum_j (N_j/N)\,R(Z_j)` with every class Gram read as a principal block of ``G``.
+def class_products(Z, G, positions, *, class_centred=False):
+    r"""Matrices with the spectra of the class Grams at ``positions`` (…sets, K_n, n), by the cheaper side.
 
-    ``rate_of_blocks(blocks, n)`` maps a (…, K_n, n, n) stack of class Grams of size n to their rates
-    summed over the class axis. ``index`` (default ``partition.index``) may carry extra leading axes — one
-    per permutation or resample — that appear in the result after ``G``'s batch axes.
+    The d×d class scatters :math:`Z_j Z_j^\top`, gathered from the columns, when d < n; else the n×n principal
+    blocks :math:`G_{jj}` of ``G`` (formed from the gathered columns when ``G`` is None). Both have the same
+    nonzero eigenvalues, so every rate (a log-determinant of I + αP, or a sum over eigenvalues) is the same
+    from either. ``Z`` may be None when only ``G`` is at hand. ``class_centred`` removes each class's mean
+    first (:math:`H G_{jj} H`, or centred columns).
+    """
+    scatter_side = Z is not None and Z.shape[-2] < positions.shape[-1]
+    if scatter_side or G is None:
+        members = np.moveaxis(np.take(Z, positions, axis=-1), Z.ndim - 2, -2)  # (…, *sets, K_n, d, n)
+        members = np.ascontiguousarray(members)  # contiguous stacks: matmul calls BLAS per matrix
+        if class_centred:
+            members -= members.mean(axis=-1, keepdims=True)
+        return members @ members.swapaxes(-1, -2) if scatter_side else members.swapaxes(-1, -2) @ members
+    blocks = principal_blocks(G, positions)
+    return center_gram(blocks) if class_centred else blocks
+
+
+def within_class_rate(Z, G, partition, rate_of_blocks, index=None, *, class_centred=False):
+    r""":math:`R_c = \sum_j (N_j/N)\,R(Z_j)` with every class matrix from :func:`class_products`.
+
+    ``rate_of_blocks(products, n)`` maps a (…, K_n, m, m) stack of class products of classes of size n
+    (m = n or d) to their rates summed over the class axis. ``index`` (default ``partition.index``) may carry
+    extra leading axes — one per permutation or resample — that appear in the result after ``Z``'s batch axes.
     """
     index = partition.index if index is None else index
     weighted_sum = 0.0
     for n, rows in partition.size_groups():
-        blocks = principal_blocks(G, index[..., rows, :n])
-        weighted_sum = weighted_sum + (n / partition.n_samples) * rate_of_blocks(blocks, n)
+        products = class_products(Z, G, index[..., rows, :n], class_centred=class_centred)
+        weighted_sum = weighted_sum + (n / partition.n_samples) * rate_of_blocks(products, n)
     return weighted_sum
 
 
@@ -64,7 +85,7 @@ def rate_reduction_from_gram(Z, G, partition, eps):
     """:class:`RateReduction` of validated samples ``Z`` with Gram ``G`` and class ``partition``."""
     d, n_samples = Z.shape[-2:]
     R = rate_from_product(total_product(Z, G), d, n_samples, eps)
-    Rc = within_class_rate(G, partition, class_rate_at(eps, d))
+    Rc = within_class_rate(Z, G, partition, class_rate_at(eps, d))
     return RateReduction(R=R, Rc=Rc, delta_R=R - Rc)
 
 
@@ -128,5 +149,5 @@ def rate_reduction_curve(Z, labels, eps_values, *, center=False, scale=None, nor
     def class_curves(blocks, n):
         return rate_curve_from_eigenvalues(clamped_eigvalsh(blocks), d, n, eps_values).sum(axis=-2)
 
-    Rc = within_class_rate(G, partition, class_curves)
+    Rc = within_class_rate(Z, G, partition, class_curves)
     return RateReduction(R=R, Rc=Rc, delta_R=R - Rc)

@@ -8,16 +8,58 @@ Cache roles: ``"main"`` (the default capture), ``"sweep"`` (a list of caches at 
 ``"twin"`` (the random-initialised twin, teacher-forced on the trained model's inputs), ``"seeds"`` (a list
 of main caches of organisms trained from other seeds), ``"interventions"`` (the store the chapter "Steering
 through subspaces" writes).
+
+**One computation per run, across pages.** Every chapter opens its own session, and the scorecard page opens
+one over the same caches; with a ``store`` (a folder; ``make`` sets ``SUBSPACELENS_SESSION_STORE`` to
+``build/session-memo`` for every chapter it executes) a session also keeps each profile and null on disk,
+so the scorecard reads the very results the chapters computed instead of recomputing them. A stored result
+is found again only under the same key, the same session settings (resamples, shuffles, seed, level,
+correction), the same cache files (names, sizes, modification times) and the same library sources, so a
+recapture or a code change recomputes it.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
+import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import xarray as xr
 
 from .. import analysis
+
+STORE_VARIABLE = "SUBSPACELENS_SESSION_STORE"
+"""Environment variable naming the folder of stored session results (unset: memory only)."""
+
+
+@functools.cache
+def _library_digest():
+    """SHA-256 over the library's sources: a stored result computed by other code is never reused."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parents[1]
+    for source in sorted(package.rglob("*.py")):
+        digest.update(str(source.relative_to(package)).encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()
+
+
+def _cache_fingerprint(cache):
+    """Names, sizes and modification times of every file of a cache store (a list role: of each store);
+    None for an in-memory Dataset, whose results are then kept in memory only."""
+    from ..paths import resolve
+
+    if isinstance(cache, xr.Dataset):
+        return None
+    if isinstance(cache, Sequence) and not isinstance(cache, (str, Path)):
+        parts = [_cache_fingerprint(c) for c in cache]
+        return None if None in parts else "|".join(parts)
+    root = resolve(cache)
+    entries = sorted((str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns)
+                     for f in root.rglob("*") if f.is_file())
+    return f"{root}:" + hashlib.sha256(repr(entries).encode()).hexdigest()
 
 
 class MissingCache(KeyError):
@@ -39,13 +81,16 @@ class Session:
     shuffles every null; p-values are corrected with ``p_adjust`` over the slices of a profile.
     """
 
-    def __init__(self, caches, *, n_boot=200, seed=0, n_permutations=1000, level=0.95, p_adjust="bh"):
+    def __init__(self, caches, *, n_boot=200, seed=0, n_permutations=1000, level=0.95, p_adjust="bh", store=None):
         if not isinstance(caches, Mapping):
             raise ValueError("caches: expected a mapping of role -> path/Dataset, e.g. {'main': path}")
         self.caches = {role: c for role, c in caches.items() if c is not None and not _is_empty_list(c)}
         self.n_boot, self.seed, self.n_permutations = n_boot, seed, n_permutations
         self.level, self.p_adjust = level, p_adjust
-        self._datasets, self._memo = {}, {}
+        from ..paths import resolve
+
+        self.store = None if store is None else resolve(store)
+        self._datasets, self._memo, self._fingerprints = {}, {}, {}
         self.skipped = []
 
     @classmethod
@@ -53,7 +98,9 @@ class Session:
         """A session over cache paths; optional roles whose stores do not exist are left out (see ``skipped``).
 
         ``sweep`` is used only when every one of its caches exists (the shape comparison needs them all).
+        ``store`` defaults to the folder named by ``SUBSPACELENS_SESSION_STORE`` (unset: memory only).
         """
+        kwargs.setdefault("store", os.environ.get(STORE_VARIABLE) or None)
         from ..paths import resolve
 
         def exists(path):
@@ -98,11 +145,37 @@ class Session:
         cache = self.caches[role]
         return 1 if isinstance(cache, (str, Path)) or not isinstance(cache, Sequence) else len(cache)
 
-    def memo(self, key, compute):
-        """``compute()`` once per ``key``: every derived computation of the session goes through here."""
+    def memo(self, key, compute, role=None):
+        """``compute()`` once per ``key``: every derived computation of the session goes through here.
+
+        With a ``store`` and the cache ``role`` the result is read from cache files, it is also kept on disk
+        (written to a temporary file, then renamed, so concurrent chapters never read half a result).
+        """
         if key not in self._memo:
-            self._memo[key] = compute()
+            path = self._stored_path(key, role)
+            if path is not None and path.is_file():
+                with path.open("rb") as file:
+                    self._memo[key] = pickle.load(file)
+            else:
+                self._memo[key] = compute()
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    partial = path.with_suffix(f".{os.getpid()}.tmp")
+                    with partial.open("wb") as file:
+                        pickle.dump(self._memo[key], file, protocol=pickle.HIGHEST_PROTOCOL)
+                    os.replace(partial, path)
         return self._memo[key]
+
+    def _stored_path(self, key, role):
+        if self.store is None or role is None or role not in self.caches:
+            return None
+        if role not in self._fingerprints:
+            self._fingerprints[role] = _cache_fingerprint(self.caches[role])
+        if self._fingerprints[role] is None:
+            return None
+        settings = (self.n_boot, self.seed, self.n_permutations, self.level, self.p_adjust)
+        name = hashlib.sha256(repr((key, settings, self._fingerprints[role], _library_digest())).encode())
+        return self.store / f"{name.hexdigest()}.pkl"
 
     # ----------------------------------------------------------------------------------------- profiles
     def _group(self, metric, scheme):
@@ -113,7 +186,7 @@ class Session:
         group = self._group(metric, scheme)
         key = ("profile", role, index, tuple(group), scheme, branch, _key(kwargs))
         found = self.memo(key, lambda: analysis.profiles(self.ds(role, index), group, scheme, branches=[branch],
-                                                         **kwargs))
+                                                         **kwargs), role=role)
         return found[metric]
 
     def curve(self, role, metric, scheme=None, branch="cond", *, index=None, **kwargs):
@@ -134,7 +207,7 @@ class Session:
         key = ("replicates", role, tuple(group), scheme, branch, _key(kwargs))
         computed = self.memo(key, lambda: analysis.profiles(
             self.ds(role), group, scheme, branches=[branch], n_boot=self.n_boot, seed=self.seed, level=self.level,
-            keep_samples=True, **kwargs))
+            keep_samples=True, **kwargs), role=role)
         return computed[metric]["samples"].sel(branch=branch).mean("step").transpose("layer", "boot").values
 
     def statistic(self, role, function, metric, scheme=None, branch="cond", **kwargs):
@@ -171,14 +244,16 @@ class Session:
         key = ("permutation", role, scheme, branch, _key(kwargs))
         return self.memo(key, lambda: analysis.permutation_profile(
             self.ds(role), scheme, n_permutations=self.n_permutations, seed=self.seed, branches=[branch],
-            correction=self.p_adjust, **kwargs))
+            correction=self.p_adjust, **kwargs), role=role)
 
-    def overlap_null(self, role, scheme, branch="cond", n_permutations=200, **kwargs):
-        """The label-shuffle null of the mean overlap (``analysis.overlap_null_profile``)."""
+    def overlap_null(self, role, scheme, branch="cond", n_permutations=None, **kwargs):
+        """The label-shuffle null of the mean overlap (``analysis.overlap_null_profile``); ``n_permutations``
+        defaults to the session's, like every null whose p-values a page prints."""
+        n_permutations = self.n_permutations if n_permutations is None else n_permutations
         key = ("overlap_null", role, scheme, branch, n_permutations, _key(kwargs))
         return self.memo(key, lambda: analysis.overlap_null_profile(
             self.ds(role), scheme, n_permutations=n_permutations, seed=self.seed, branches=[branch],
-            correction=self.p_adjust, **kwargs))
+            correction=self.p_adjust, **kwargs), role=role)
 
     def norms(self, role, branch="cond", center=False):
         """RMS column norm of every block (step-averaged): the scale a raw ΔR profile carries in it."""
@@ -193,4 +268,4 @@ class Session:
                 values.append(rms_column_norm(Z)[..., 0, 0])
             return np.mean(values, axis=0)
 
-        return self.memo(("norms", role, branch, center), compute)
+        return self.memo(("norms", role, branch, center), compute, role=role)

@@ -67,7 +67,7 @@ def nesting(session, branch="cond", role="main", center=False):
             between.append(om.values[~same].mean())
         return float(np.mean(within)), float(np.mean(between))
 
-    w, b = session.memo(("nesting", role, branch, layer, center), compute)
+    w, b = session.memo(("nesting", role, branch, layer, center), compute, role=role)
     m = Measurement().add("within", w).add("between", b).add("ratio", w / b).add("layer", layer)
     m.display = (f"{'class-centred, ' if center else ''}block {layer}: within-category {fmt(w)} vs between {fmt(b)} "
                  f"(×{fmt(w / b)}; mean over steps)")
