@@ -1,7 +1,7 @@
 # SubspaceLens: two commands.
 #   make book   create .venv if missing, install, execute every chapter (papermill), build the HTML
 #   make test   create .venv if missing, run pytest, nbval over the executed chapters, and the browser test
-# Also: make chapter NB=<name> PARAMS=<yaml>, make bench, make clean.
+# Also: make chapter NB=<name> PARAMS=<yaml>, make pdf, make bench, make clean.
 # PARAMS_SET picks the folder of named parameter sets: params/default (the organism on CPU),
 # params/pixart-alpha (the real experiment on a GPU), params/ci; on a GPU also params/pixart-sigma,
 # params/sana, params/sd3 and params/flux (the same book on another family).
@@ -40,10 +40,7 @@ CHAPTERS := training_the_organism capturing_activations $(ANALYSIS_CHAPTERS)
 # Where executed chapters go: book/ (what the HTML renders) unless OUT_DIR says otherwise.
 OUT_DIR ?= book
 EXECUTED := $(CHAPTERS:%=$(OUT_DIR)/%.ipynb)
-# Chapters whose committed page predates the current source (not re-executed in time this session): nbval
-# skips them until they are re-executed; see the README's measured figures.
-NBVAL_STALE := beyond_isotropic_noise
-COMMITTED_CHAPTERS := $(filter-out $(NBVAL_STALE:%=book/%.ipynb),$(CHAPTERS:%=book/%.ipynb))
+COMMITTED_CHAPTERS := $(CHAPTERS:%=book/%.ipynb)
 LIB_SOURCES := $(shell find lib -name '*.py' 2>/dev/null) $(wildcard data/prompts/*.yaml data/reference/*.yaml)
 
 # Every capture of the run: the chapter's own parameters plus the sweep and control captures. The optional
@@ -64,13 +61,14 @@ define execute_notebook
 	mv build/tmp/$(notdir $(3)) $(3)
 endef
 
-.PHONY: FORCE help venv book smoke chapter captures test unit-tests nbval browser-test bench html clean
+.PHONY: FORCE help venv book smoke chapter captures test unit-tests nbval browser-test pdf bench html clean
 
 help:
 	@echo "make book    - install (if needed), execute every chapter, build the HTML in _build/html"
 	@echo "make test    - install (if needed), run pytest, nbval over book/*.ipynb and the browser test"
 	@echo "make chapter NB=<name> PARAMS=<yaml>  - rerun one chapter with other parameters"
 	@echo "make smoke   - every chapter on the small CI parameter set, into build/ci/book"
+	@echo "make pdf     - the whole book as one PDF in _build/pdf (offline, with Chromium)"
 	@echo "make bench   - metric, capture and intervention benchmarks (prints measured ratios)"
 
 venv: $(INSTALLED)
@@ -150,9 +148,17 @@ nbval: $(INSTALLED) captures
 	$(NBVAL) -n $(JOBS) --dist loadfile $(filter-out book/scorecard.ipynb,$(COMMITTED_CHAPTERS))
 	$(NBVAL) $(filter book/scorecard.ipynb,$(COMMITTED_CHAPTERS))
 
+# Debian's Chromium, for the browser test and the PDF (installed once, as root).
+CHROMIUM := command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 browser-test: $(INSTALLED) html
-	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	$(CHROMIUM)
 	BOOK_HTML=$(CURDIR)/_build/html $(BIN)/pytest tests/browser -q -p no:cacheprovider -n $(JOBS)
+
+# The whole book as one PDF (_build/pdf/subspacelens.pdf), printed offline by the same Chromium.
+pdf: $(INSTALLED) html
+	$(CHROMIUM)
+	$(BIN)/python tools/book_pdf.py _build/html _build/pdf/subspacelens.pdf
 
 bench: $(INSTALLED)
 	OPENBLAS_NUM_THREADS=2 $(BIN)/python benchmarks/bench_metrics.py

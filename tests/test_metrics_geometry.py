@@ -184,3 +184,12 @@ def test_jarque_bera_half_matches_the_full_isotropy_test(rng):
     np.testing.assert_array_equal(rate, full.rejection_rate)
     np.testing.assert_array_equal(p_values, full.p_values)
     assert null_rate == full.null_rejection_rate
+
+
+def test_jarque_bera_p_values_match_scipy(rng):
+    from scipy import stats
+
+    from subspacelens.metrics.isotropy import jarque_bera_p_values, standardize
+
+    x = standardize(np.concatenate([rng.standard_normal((3, 200)), rng.standard_t(3, size=(3, 200))]))
+    np.testing.assert_allclose(jarque_bera_p_values(x), stats.jarque_bera(x, axis=-1).pvalue, rtol=1e-9, atol=1e-300)

@@ -8,10 +8,13 @@ rendered Markdown (the closing texts).
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pandas as pd
+import yaml
 from IPython.display import Markdown, display
 
+from .paths import resolve
 from .viz.style import use_book_style
 
 PANDAS_OPTIONS = {"display.width": 120, "display.precision": 3, "display.max_colwidth": 200, "display.max_rows": 100}
@@ -52,3 +55,12 @@ def only_if(line: str, cell: str) -> None:
 def say(text: str) -> None:
     """Show a sentence computed from this run as rendered Markdown."""
     display(Markdown(text))
+
+
+def toc_pages(toc: str | Path = "_toc.yml") -> list[str]:
+    """Every page of the book's table of contents in reading order, as paths without suffix (``book/intro``)."""
+    contents = yaml.safe_load(resolve(toc).read_text())
+    pages = [contents["root"]]
+    for part in contents["parts"]:
+        pages += [chapter["file"] for chapter in part["chapters"]]
+    return pages

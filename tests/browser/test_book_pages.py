@@ -7,38 +7,20 @@ page are kept under ``test-artifacts/screenshots/``.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import os
-import shutil
-import threading
 from pathlib import Path
 
 import pytest
-import yaml
 
+from subspacelens.book import toc_pages
 from subspacelens.scorecard.table import COLUMNS as SCORECARD_COLUMNS
+from subspacelens.site import chromium, open_page, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOK_HTML = os.environ.get("BOOK_HTML")
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
-# The closed network refuses Chromium's background connections; these flags keep it quiet.
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-
 pytestmark = pytest.mark.skipif(not BOOK_HTML, reason="BOOK_HTML not set: `make browser-test` builds the book first")
-
-
-def toc_pages() -> list[str]:
-    """Every page of _toc.yml, as paths relative to the HTML root, without suffix."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    pages = [toc["root"]]
-    for part in toc["parts"]:
-        pages += [chapter["file"] for chapter in part["chapters"]]
-    return pages
 
 
 NOTEBOOK_PAGES = [page for page in toc_pages() if (ROOT / f"{page}.ipynb").is_file()]
@@ -50,43 +32,21 @@ def figure_count(page: str) -> int:
     return sum("image/png" in output.get("data", {}) for cell in cells for output in cell.get("outputs", []))
 
 
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # one line per request would drown pytest's report
-        pass
-
-
 @pytest.fixture(scope="module")
 def server():
-    handler = functools.partial(QuietHandler, directory=BOOK_HTML)
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with serve(BOOK_HTML) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert executable, "Debian's chromium package is not installed (make browser-test installs it)"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-def load(browser, server, page_path: str):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(f"{server}/{page_path}.html", wait_until="load")
-    page.wait_for_load_state("networkidle")
-    return page
+    with chromium() as opened:
+        yield opened
 
 
 @pytest.mark.parametrize("page_path", toc_pages())
 def test_page_has_title_and_no_errors(browser, server, page_path):
-    page = load(browser, server, page_path)
+    page = open_page(browser, server, page_path)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{Path(page_path).name}.png"), full_page=True)
     heading = page.locator("main h1").first.inner_text().strip()
@@ -99,7 +59,7 @@ def test_page_has_title_and_no_errors(browser, server, page_path):
 
 @pytest.mark.parametrize("page_path", NOTEBOOK_PAGES)
 def test_figures_load(browser, server, page_path):
-    page = load(browser, server, page_path)
+    page = open_page(browser, server, page_path)
     sizes = page.eval_on_selector_all("main img", "imgs => imgs.map(i => [i.src, i.naturalWidth, i.naturalHeight])")
     broken = [src for src, width, height in sizes if width == 0 or height == 0]
     assert not broken, f"{page_path}: figures that did not load: {broken}"
@@ -109,7 +69,7 @@ def test_figures_load(browser, server, page_path):
 
 @pytest.mark.parametrize("page_path", NOTEBOOK_PAGES)
 def test_math_renders(browser, server, page_path):
-    page = load(browser, server, page_path)
+    page = open_page(browser, server, page_path)
     if page.locator("main .math").count():
         page.wait_for_selector("main mjx-container", state="attached", timeout=45_000)
     page.close()
@@ -120,7 +80,7 @@ SCORECARD_PAGES = [p for p in NOTEBOOK_PAGES if Path(p).name not in {"validating
 
 @pytest.mark.parametrize("page_path", SCORECARD_PAGES)
 def test_scorecard_table_present(browser, server, page_path):
-    page = load(browser, server, page_path)
+    page = open_page(browser, server, page_path)
     headers = page.eval_on_selector_all("main table th", "ths => ths.map(th => th.innerText.trim().toLowerCase())")
     missing = [column for column in SCORECARD_COLUMNS if column.lower() not in headers]
     assert not missing, f"{page_path}: no scorecard table with the columns {missing} (headers: {headers})"

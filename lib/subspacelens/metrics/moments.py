@@ -236,6 +236,28 @@ def _check_null_arguments(per_image, n_permutations):
     return n_permutations
 
 
+class _ItemMoments:
+    r"""Moments of the items a null reassigns (images, or one image's classes), laid out for one GEMM.
+
+    ``augmented`` (…, n_items, D, D) is stored once as ``flat`` (n_items, … · D²), so every chunk of
+    relabellings is a single product of its 0/1 assignment matrix (P·K, n_items) with it: the class moments
+    of a relabelling are sums of item moments, and no per-chunk transpose of the (large) item moments is made.
+    """
+
+    def __init__(self, augmented, n_batch_axes):
+        self.batch_shape = augmented.shape[:n_batch_axes]
+        self.side = augmented.shape[-1]
+        items = augmented.reshape(self.batch_shape + (-1, self.side, self.side))
+        self.flat = np.ascontiguousarray(np.moveaxis(items, n_batch_axes, 0).reshape(items.shape[n_batch_axes], -1))
+
+    def class_sums(self, assignment):
+        """``assignment`` (P, K, n_items) of 0/1 -> class moments (…, P, K, D, D)."""
+        n_sets, n_classes = assignment.shape[:2]
+        sums = assignment.reshape(n_sets * n_classes, -1) @ self.flat
+        sums = sums.reshape((n_sets, n_classes) + self.batch_shape + (self.side, self.side))
+        return np.moveaxis(sums, (0, 1), (-4, -3))
+
+
 def image_permutation_null(per_image, image_labels, eps=0.5, n_permutations=1000, seed=0, *, center=False, scale=None):
     r"""Null of :math:`\Delta R` for an image-level labelling (every token takes its image's label) that
     shuffles the labels of whole *images*, never of single tokens (tokens of one image are not independent).
@@ -250,17 +272,15 @@ def image_permutation_null(per_image, image_labels, eps=0.5, n_permutations=1000
     if image_labels.shape != (n_images,):
         raise ValueError(f"image_labels: has shape {image_labels.shape} but per_image holds {n_images} images")
     classes, codes = np.unique(image_labels, return_inverse=True)
-    one_hot = np.eye(classes.size)[codes]  # (n_images, K)
-    augmented = per_image.augmented
+    one_hot = np.eye(classes.size)[codes].T  # (K, n_images)
+    items = _ItemMoments(per_image.augmented, per_image.augmented.ndim - 3)
 
-    def class_sums(assignment):  # (P, n_images, K) -> class moments (..., P, K, d+1, d+1), one GEMM
-        return np.einsum("pik,...iab->...pkab", assignment, augmented, optimize=True)
-
-    observed = _delta_R_of(class_sums(one_hot[None]), eps, center, scale)[..., 0]
+    observed = _delta_R_of(items.class_sums(one_hot[None]), eps, center, scale)[..., 0]
     rng = np.random.default_rng(seed)
     shuffles = rng.permuted(np.tile(np.arange(n_images), (n_permutations, 1)), axis=1)
-    return _chunked_null(lambda chunk: class_sums(one_hot[shuffles[chunk]]), classes.size, augmented.shape[:-3],
-                         per_image.d, eps, n_permutations, center, scale, observed)
+    # in shuffle p image i takes the label of image shuffles[p, i]: its assignment column is that one-hot
+    return _chunked_null(lambda chunk: items.class_sums(np.moveaxis(one_hot[:, shuffles[chunk]], 0, 1)),
+                         classes.size, items.batch_shape, per_image.d, eps, n_permutations, center, scale, observed)
 
 
 def class_swap_null(per_image_class, eps=0.5, n_permutations=1000, seed=0, *, center=False, scale=None):
@@ -280,14 +300,13 @@ def class_swap_null(per_image_class, eps=0.5, n_permutations=1000, seed=0, *, ce
     observed = _delta_R_of(augmented.sum(axis=-4), eps, center, scale)
     rng = np.random.default_rng(seed)
     swaps = rng.permuted(np.tile(np.arange(n_classes), (n_permutations, n_images, 1)), axis=2)
+    items = _ItemMoments(augmented, augmented.ndim - 4)  # the items: (image, class) pairs
 
-    def relabelled(chunk):  # image i's class j is renamed swaps[p, i, j]: a scatter-add, no one-hot product
-        names = swaps[chunk]
-        out = np.zeros(augmented.shape[:-4] + names.shape[:1] + augmented.shape[-3:])
-        rows = np.arange(names.shape[0])[:, None]
-        for i in range(n_images):  # within one image the new names are distinct, so += does not collide
-            out[..., rows, names[:, i], :, :] += augmented[..., i, None, :, :, :]
-        return out
+    def relabelled(chunk):  # image i's class k is renamed swaps[p, i, k]
+        names = swaps[chunk].reshape(len(swaps[chunk]), -1)  # (P, n_images · K)
+        assignment = np.zeros((names.shape[0], n_classes, names.shape[1]))
+        assignment[np.arange(names.shape[0])[:, None], names, np.arange(names.shape[1])] = 1.0
+        return items.class_sums(assignment)
 
-    return _chunked_null(relabelled, n_classes, augmented.shape[:-4], per_image_class.d, eps, n_permutations,
+    return _chunked_null(relabelled, n_classes, items.batch_shape, per_image_class.d, eps, n_permutations,
                          center, scale, observed)
