@@ -51,13 +51,15 @@ CAPTURE_PARAMS := $(PARAMS_DIR)/capturing_activations.yaml \
 CAPTURE_RUNS := $(patsubst $(PARAMS_DIR)/%.yaml,build/$(PARAMS_SET)/captures/%.ipynb,$(CAPTURE_PARAMS))
 
 # Execute notebooks/$(1).md with parameters $(2) into $(3): papermill writes to a temporary file that
-# replaces $(3) only when every cell ran, so a failed run never leaves a half-written chapter. First
-# every key of $(2) is checked against the chapter's `parameters` cell: papermill would ignore a typo.
+# replaces $(3) only when every cell ran and its rerun box is added (the command, parameters, caches and
+# time; code collapsed), so a failed run never leaves a half-written chapter. First every key of $(2) is
+# checked against the chapter's `parameters` cell: papermill would ignore a typo.
 define execute_notebook
 	$(BIN)/python -m subspacelens check-params notebooks/$(1).md $(2)
 	@mkdir -p $(dir $(3)) build/tmp
 	$(BIN)/jupytext --to ipynb --output - notebooks/$(1).md \
 		| $(BIN)/papermill - build/tmp/$(notdir $(3)) -f $(2) $(4) --cwd $(CURDIR) --progress-bar
+	$(BIN)/python -m subspacelens rerun-box build/tmp/$(notdir $(3)) $(1) $(2)
 	mv build/tmp/$(notdir $(3)) $(3)
 endef
 
@@ -140,12 +142,13 @@ unit-tests: $(INSTALLED)
 	$(BIN)/pytest tests --ignore=tests/browser -q -p no:cacheprovider -n $(JOBS)
 
 # nbval re-executes the committed default-run chapters against freshly captured caches, JOBS notebooks at a
-# time (--dist loadfile: each notebook's cells in order on one worker); the scorecard last, since it reads
-# the outcomes the steering chapter writes.
+# time (--dist loadfile: each notebook's cells in order on one worker), the longest recorded run first so
+# no long chapter starts last; the scorecard after them, since it reads the outcomes of the steering chapter.
 NBVAL := $(BIN)/pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 	--nbval-cell-timeout 900 -q -p no:cacheprovider
 nbval: $(INSTALLED) captures
-	$(NBVAL) -n $(JOBS) --dist loadfile $(filter-out book/scorecard.ipynb,$(COMMITTED_CHAPTERS))
+	$(NBVAL) -n $(JOBS) --dist loadfile \
+		$$($(BIN)/python -m subspacelens longest-first $(filter-out book/scorecard.ipynb,$(COMMITTED_CHAPTERS)))
 	$(NBVAL) $(filter book/scorecard.ipynb,$(COMMITTED_CHAPTERS))
 
 # Debian's Chromium, for the browser test and the PDF (installed once, as root).

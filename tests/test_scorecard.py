@@ -214,3 +214,14 @@ def test_an_in_memory_session_stores_nothing(small_caches, tmp_path):
     store = tmp_path / "memo"
     scorecard.Session(small_caches, n_boot=0, store=store).curve("main", "delta_R", "coarse")
     assert not store.exists()
+
+
+def test_styled_scorecard_links_marks_and_is_deterministic(small_caches):
+    card = scorecard.table(small_caches, chapter="rate_reduction_across_layers", **SESSION)
+    first, again = scorecard.styled(card).to_html(), scorecard.styled(card).to_html()
+    assert first == again  # a fixed table id: nbval compares the HTML of the page
+    assert 'href="rate_reduction_across_layers.html"' in first and 'class="scorecard"' in first
+    for verdict in set(card["under controls"]):
+        assert f"{scorecard.display.MARKS[verdict][0]} {verdict}" in first  # the mark and the words
+    with pytest.raises(ValueError, match="not a scorecard table"):
+        scorecard.styled(card.drop(columns=["under controls"]))

@@ -5,6 +5,12 @@
   damaged (each listed with its batch index and sample range), 2 when the path is not a cache.
 * ``subspacelens check-params <notebook.md> <params.yaml>``: refuse parameter-file keys the chapter's
   ``parameters`` cell does not define (the Makefile runs it before executing a chapter); exit 2 if any.
+* ``subspacelens longest-first <notebook.ipynb> ...``: the executed notebooks, the longest (as recorded by
+  the run that executed them) first: the order ``make nbval`` hands them to its workers, so no long
+  chapter starts last.
+* ``subspacelens rerun-box <notebook.ipynb> <chapter> <params.yaml>``: add the "How to rerun this chapter"
+  box to an executed chapter and collapse its code (:mod:`subspacelens.rerun`; the Makefile runs it after
+  papermill).
 """
 
 from __future__ import annotations
@@ -36,6 +42,29 @@ def _check_params(args: argparse.Namespace) -> int:
     return 0
 
 
+def _longest_first(args: argparse.Namespace) -> int:
+    from subspacelens.book import recorded_seconds
+
+    try:
+        seconds = {path: recorded_seconds(path) for path in args.notebooks}
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        print(f"subspacelens longest-first: {err}", file=sys.stderr)
+        return 2
+    print(" ".join(sorted(args.notebooks, key=lambda path: -seconds[path])))
+    return 0
+
+
+def _rerun_box(args: argparse.Namespace) -> int:
+    from subspacelens.rerun import add_rerun_box
+
+    try:
+        add_rerun_box(args.notebook, args.chapter, args.params)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"subspacelens rerun-box: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="subspacelens", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -47,6 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("notebook", help="the chapter's jupytext MyST file, notebooks/<name>.md")
     check.add_argument("params", help="the YAML parameter file")
     check.set_defaults(run=_check_params)
+    order = commands.add_parser("longest-first", help="executed notebooks, the longest recorded run first")
+    order.add_argument("notebooks", nargs="+", help="executed .ipynb files")
+    order.set_defaults(run=_longest_first)
+    rerun = commands.add_parser("rerun-box", help="add the 'How to rerun this chapter' box to an executed chapter")
+    rerun.add_argument("notebook", help="the executed .ipynb (rewritten in place)")
+    rerun.add_argument("chapter", help="the chapter's name, as in notebooks/<chapter>.md")
+    rerun.add_argument("params", help="the parameter file it ran with")
+    rerun.set_defaults(run=_rerun_box)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -7,6 +7,7 @@ rendered Markdown (the closing texts).
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -64,3 +65,9 @@ def toc_pages(toc: str | Path = "_toc.yml") -> list[str]:
     for part in contents["parts"]:
         pages += [chapter["file"] for chapter in part["chapters"]]
     return pages
+
+
+def recorded_seconds(notebook: str | Path) -> float:
+    """How long the run that executed ``notebook`` (an ``.ipynb`` written by papermill) spent in its cells."""
+    cells = json.loads(resolve(notebook).read_text())["cells"]
+    return float(sum(cell.get("metadata", {}).get("papermill", {}).get("duration") or 0.0 for cell in cells))

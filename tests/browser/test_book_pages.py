@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from subspacelens.book import toc_pages
+from subspacelens.scorecard import load_findings
 from subspacelens.scorecard.table import COLUMNS as SCORECARD_COLUMNS
 from subspacelens.site import chromium, open_page, serve
 
@@ -75,13 +76,49 @@ def test_math_renders(browser, server, page_path):
     page.close()
 
 
-SCORECARD_PAGES = [p for p in NOTEBOOK_PAGES if Path(p).name not in {"validating_the_lens", "training_the_organism", "capturing_activations", "reproduce_on_pixart"}]
+# Every chapter the findings file names shows its findings judged (at least the finding and its verdict
+# under the controls); the scorecard page shows every column.
+SCORECARD_PAGES = sorted({f"book/{finding['chapter']}" for finding in load_findings()} | {"book/scorecard"})
 
 
 @pytest.mark.parametrize("page_path", SCORECARD_PAGES)
 def test_scorecard_table_present(browser, server, page_path):
     page = open_page(browser, server, page_path)
     headers = page.eval_on_selector_all("main table th", "ths => ths.map(th => th.innerText.trim().toLowerCase())")
-    missing = [column for column in SCORECARD_COLUMNS if column.lower() not in headers]
+    wanted = SCORECARD_COLUMNS if page_path == "book/scorecard" else ["finding", "under controls"]
+    missing = [column for column in wanted if column.lower() not in headers]
     assert not missing, f"{page_path}: no scorecard table with the columns {missing} (headers: {headers})"
+    page.close()
+
+
+@pytest.mark.parametrize("page_path", NOTEBOOK_PAGES)
+def test_rerun_box_and_collapsed_code(browser, server, page_path):
+    # Every executed chapter closes with its recipe, and its code is one click away, not in the reader's way.
+    page = open_page(browser, server, page_path)
+    titles = page.eval_on_selector_all("main .admonition .admonition-title", "ts => ts.map(t => t.innerText.trim())")
+    assert "How to rerun this chapter" in titles, f"{page_path}: no rerun box (admonitions: {titles})"
+    assert page.locator("main .cell.tag_parameters, main .cell.tag_injected-parameters").count() == 0
+    hidden = "main .cell.tag_hide-input:not(.tag_remove-input)"
+    toggles = page.locator(f"{hidden} details")
+    assert toggles.count() == page.locator(hidden).count() > 0, f"{page_path}: a collapsed cell has no toggle"
+    first = toggles.first
+    code = first.locator(".cell_input")
+    assert not code.is_visible()
+    first.locator("summary").click()
+    assert code.is_visible(), f"{page_path}: the toggle does not show the code"
+    page.close()
+
+
+@pytest.mark.parametrize("width", [1400, 800])
+def test_scorecard_verdicts_fit_the_text_column(browser, server, width):
+    # The page a reader most wants: its verdict column is on screen without scrolling sideways.
+    page = open_page(browser, server, "book/scorecard", width=width)
+    table = page.locator("main table.scorecard")
+    assert table.count() == 1, "book/scorecard: no styled scorecard table"
+    right_edge = page.locator("main").bounding_box()
+    right_edge = right_edge["x"] + right_edge["width"]
+    verdict = table.locator("th", has_text="under controls").bounding_box()
+    assert verdict["x"] + verdict["width"] <= min(right_edge, width) + 1, f"verdict column cut off at {width} px"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"scorecard-{width}px.png"), full_page=True)
     page.close()
