@@ -156,7 +156,7 @@ CHROMIUM := command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRO
 
 browser-test: $(INSTALLED) html
 	$(CHROMIUM)
-	BOOK_HTML=$(CURDIR)/_build/html $(BIN)/pytest tests/browser -q -p no:cacheprovider -n $(JOBS)
+	BOOK_HTML=$(CURDIR)/_build/html $(BIN)/pytest tests/browser -q -p no:cacheprovider -n $(JOBS) --dist loadgroup
 
 # The whole book as one PDF (_build/pdf/subspacelens.pdf), printed offline by the same Chromium.
 pdf: $(INSTALLED) html

@@ -45,9 +45,28 @@ def browser():
         yield opened
 
 
+@pytest.fixture(scope="module")
+def loaded(browser, server):
+    """``loaded(page_path)``: the page, loaded once per worker and shared by every check of it.
+
+    The checks of one page run on one worker (each is marked ``xdist_group`` by its page, see
+    ``conftest.py``), in the order of this file; the only one that clicks (the toggles) comes last.
+    """
+    pages = {}
+
+    def load(page_path):
+        if page_path not in pages:
+            pages[page_path] = open_page(browser, server, page_path)
+        return pages[page_path]
+
+    yield load
+    for page in pages.values():
+        page.close()
+
+
 @pytest.mark.parametrize("page_path", toc_pages())
-def test_page_has_title_and_no_errors(browser, server, page_path):
-    page = open_page(browser, server, page_path)
+def test_page_has_title_and_no_errors(loaded, page_path):
+    page = loaded(page_path)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{Path(page_path).name}.png"), full_page=True)
     heading = page.locator("main h1").first.inner_text().strip()
@@ -55,25 +74,22 @@ def test_page_has_title_and_no_errors(browser, server, page_path):
     assert "SubspaceLens" in page.title()
     assert page.locator("main .output.traceback, main .output.error").count() == 0, f"{page_path}: error output"
     assert "Traceback (most recent call last)" not in page.locator("main").inner_text()
-    page.close()
 
 
 @pytest.mark.parametrize("page_path", NOTEBOOK_PAGES)
-def test_figures_load(browser, server, page_path):
-    page = open_page(browser, server, page_path)
+def test_figures_load(loaded, page_path):
+    page = loaded(page_path)
     sizes = page.eval_on_selector_all("main img", "imgs => imgs.map(i => [i.src, i.naturalWidth, i.naturalHeight])")
     broken = [src for src, width, height in sizes if width == 0 or height == 0]
     assert not broken, f"{page_path}: figures that did not load: {broken}"
     assert len(sizes) >= figure_count(page_path), f"{page_path}: {len(sizes)} images shown, notebook has {figure_count(page_path)}"
-    page.close()
 
 
 @pytest.mark.parametrize("page_path", NOTEBOOK_PAGES)
-def test_math_renders(browser, server, page_path):
-    page = open_page(browser, server, page_path)
+def test_math_renders(loaded, page_path):
+    page = loaded(page_path)
     if page.locator("main .math").count():
         page.wait_for_selector("main mjx-container", state="attached", timeout=45_000)
-    page.close()
 
 
 # Every chapter the findings file names shows its findings judged (at least the finding and its verdict
@@ -82,19 +98,18 @@ SCORECARD_PAGES = sorted({f"book/{finding['chapter']}" for finding in load_findi
 
 
 @pytest.mark.parametrize("page_path", SCORECARD_PAGES)
-def test_scorecard_table_present(browser, server, page_path):
-    page = open_page(browser, server, page_path)
+def test_scorecard_table_present(loaded, page_path):
+    page = loaded(page_path)
     headers = page.eval_on_selector_all("main table th", "ths => ths.map(th => th.innerText.trim().toLowerCase())")
     wanted = SCORECARD_COLUMNS if page_path == "book/scorecard" else ["finding", "under controls"]
     missing = [column for column in wanted if column.lower() not in headers]
     assert not missing, f"{page_path}: no scorecard table with the columns {missing} (headers: {headers})"
-    page.close()
 
 
 @pytest.mark.parametrize("page_path", NOTEBOOK_PAGES)
-def test_rerun_box_and_collapsed_code(browser, server, page_path):
+def test_rerun_box_and_collapsed_code(loaded, page_path):
     # Every executed chapter closes with its recipe, and its code is one click away, not in the reader's way.
-    page = open_page(browser, server, page_path)
+    page = loaded(page_path)  # the last check of the page: it clicks
     titles = page.eval_on_selector_all("main .admonition .admonition-title", "ts => ts.map(t => t.innerText.trim())")
     assert "How to rerun this chapter" in titles, f"{page_path}: no rerun box (admonitions: {titles})"
     assert page.locator("main .cell.tag_parameters, main .cell.tag_injected-parameters").count() == 0
@@ -106,7 +121,6 @@ def test_rerun_box_and_collapsed_code(browser, server, page_path):
     assert not code.is_visible()
     first.locator("summary").click()
     assert code.is_visible(), f"{page_path}: the toggle does not show the code"
-    page.close()
 
 
 @pytest.mark.parametrize("width", [1400, 800])
