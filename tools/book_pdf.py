@@ -24,8 +24,9 @@ MATH_TIMEOUT_MS = 45_000
 def print_pages(html: Path, out: Path) -> tuple[int, int]:
     """Print every page of the book into ``out``; returns (chapters, PDF pages)."""
     writer = PdfWriter()
+    pages = toc_pages()
     with tempfile.TemporaryDirectory() as scratch, serve(html) as url, chromium() as browser:
-        for index, page_path in enumerate(toc_pages()):
+        for index, page_path in enumerate(pages):
             page = open_page(browser, url, page_path)
             if page.locator("main .math").count():
                 page.wait_for_selector("main mjx-container", state="attached", timeout=MATH_TIMEOUT_MS)
@@ -42,7 +43,7 @@ def print_pages(html: Path, out: Path) -> tuple[int, int]:
         with partial.open("wb") as file:
             writer.write(file)
         partial.replace(out)  # a failed run leaves the previous PDF as it was
-    return len(toc_pages()), len(writer.pages)
+    return len(pages), len(writer.pages)
 
 
 def main(argv: list[str]) -> int:

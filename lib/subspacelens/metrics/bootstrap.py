@@ -28,7 +28,7 @@ from ._checks import as_eps, as_fraction, as_positive_int, as_samples, check_cho
 from .coding_rate import rate_from_product
 from .gram import chunk_slices, gram, principal_blocks, second_moment
 from .labels import partition_labels
-from .overlap import feature_route_is_cheaper, mean_offdiagonal, overlap_from_columns, overlap_from_gram
+from .overlap import class_overlaps, feature_route_is_cheaper, mean_offdiagonal
 from .rate_reduction import class_rate_at, within_class_rate
 from .transforms import prepare, prepare_gram, scale_and_center
 
@@ -59,11 +59,7 @@ def label_statistics(G, total, partition, statistics, d, eps, rank, energy, colu
     """
     out = {}
     if "mean_overlap" in statistics:
-        if columns is not None and feature_route_is_cheaper(d, partition):
-            matrix = overlap_from_columns(columns, partition, rank, energy)[0]
-        else:
-            matrix = overlap_from_gram(G, partition, rank, energy)[0]
-        out["mean_overlap"] = mean_offdiagonal(matrix)
+        out["mean_overlap"] = mean_offdiagonal(class_overlaps(columns, G, partition, rank, energy)[0])
     rates = [s for s in statistics if s != "mean_overlap"]
     if not rates:
         return out

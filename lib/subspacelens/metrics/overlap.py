@@ -164,9 +164,9 @@ def class_overlaps(Z, G, partition, rank=None, energy=0.9, index=None, *, class_
     """``(matrix, ranks)`` by the cheaper route: :func:`overlap_from_columns` or :func:`overlap_from_gram`.
 
     ``Z`` (…, d, N) and ``G = ZᵀZ`` describe the same prepared samples; ``G`` may be None when the feature
-    route is taken.
+    route is taken, ``Z`` None when only the Gram is at hand (the Gram route is taken).
     """
-    if feature_route_is_cheaper(Z.shape[-2], partition):
+    if Z is not None and feature_route_is_cheaper(Z.shape[-2], partition):
         return overlap_from_columns(Z, partition, rank, energy, index, class_centred=class_centred)
     return overlap_from_gram(G, partition, rank, energy, index, class_centred=class_centred)
 
