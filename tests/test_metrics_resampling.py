@@ -174,3 +174,21 @@ def test_null_and_bootstrap_with_classes_larger_than_d_match_direct_recomputatio
 
     for b, row in enumerate(bootstrap_indices(4, 2, strata=labels)):
         assert boot.samples[b] == pytest.approx(float(rate_reduction(Z[:, row], labels[row]).delta_R), rel=1e-10)
+
+
+@pytest.mark.parametrize("center", [False, True, "class"])
+@pytest.mark.parametrize("scale", [None, "rms", "unit"])
+def test_bootstrap_with_repeated_columns_matches_direct_resamples(center, scale):
+    # N ≤ d: a resample's duplicates are collapsed into weights for its total rate, and without centring
+    # no resample Gram is formed at all; every route must equal the rates of the resampled columns.
+    from subspacelens.stats import bootstrap_indices
+
+    rng = np.random.default_rng(12)
+    labels, seeds = np.repeat(np.arange(4), 6), np.tile(np.arange(6), 4)
+    Z = rng.standard_normal((40, 24)) + 2.0 * np.repeat(rng.standard_normal((40, 4)), 6, axis=1)
+    boot = bootstrap_ci(Z, labels, "delta_R", n_boot=8, seed=3, center=center, scale=scale, clusters=seeds)
+    rows = bootstrap_indices(8, 3, strata=labels, clusters=seeds)
+    assert any(len(set(row)) < len(row) for row in rows)  # the resamples do repeat columns
+    for b, row in enumerate(rows):
+        direct = rate_reduction(Z[:, row], labels[row], center=center, scale=scale).delta_R
+        assert boot.samples[b] == pytest.approx(float(direct), rel=1e-10)

@@ -12,6 +12,18 @@ rate statistics are biased when N_j is small next to d (at 20 samples a class in
 exceed the spread, and the percentile interval can miss the estimate). ``samples`` is returned so a
 caller can inspect that bias or re-centre the replicates on ``estimate``.
 
+A resample repeats columns, and a repeated column adds nothing to the span, only weight: with the
+multiplicities :math:`c_i` of the m distinct columns :math:`U` of a resample (m ≈ 0.63 N),
+
+.. math::
+
+    \log\det(I_N + \alpha G_{\text{resample}}) = \log\det(I_m + \alpha\, C^{1/2} U^\top U\, C^{1/2}),
+    \qquad C = \operatorname{diag}(c),
+
+(Sylvester: both equal :math:`\log\det(I_d + \alpha\, U C U^\top)`), so the total rate of a resample is
+read from an m×m matrix (about a quarter of the Cholesky work of the N×N one); resamples with the same m
+are factorised as one stack. The class blocks are small and are factorised as they are.
+
 Statistics: ``"delta_R"``, ``"R"``, ``"Rc"``, ``"Rc_over_R"`` (the share of the total volume each class
 keeps) and ``"mean_overlap"`` (mean off-diagonal subspace overlap). Same conventions as the rest of
 :mod:`subspacelens.metrics`. The total rate of a resample is read from its N×N Gram block when N ≤ d and
@@ -26,7 +38,7 @@ from ..stats.draws import bootstrap_indices
 from ..stats.intervals import percentile_interval
 from ._checks import as_eps, as_fraction, as_positive_int, as_samples, check_choice, check_level, check_n_boot
 from .coding_rate import rate_from_product
-from .gram import chunk_slices, gram, principal_blocks, second_moment
+from .gram import chunk_slices, gram, normalize_gram, principal_blocks, second_moment
 from .labels import partition_labels
 from .overlap import class_overlaps, feature_route_is_cheaper, mean_offdiagonal
 from .rate_reduction import class_rate_at, within_class_rate
@@ -54,8 +66,9 @@ def label_statistics(G, total, partition, statistics, d, eps, rank, energy, colu
     """``{statistic: array}`` of ``STATISTICS`` for samples partitioned by ``partition`` (laid out class by class).
 
     ``G`` (…, N, N) is their Gram, or None when ``columns`` (…, d, N), the samples themselves, are given
-    (class matrices are then formed from them, and an overlap must take its feature route); ``total`` is the matrix the total rate
-    is read from (``G`` itself, or the d×d second moment when d < N).
+    (class matrices are then formed from them, and an overlap must take its feature route); ``total`` is the
+    matrix the total rate is read from (``G`` itself, or the d×d second moment when d < N), or a callable
+    returning that rate.
     """
     out = {}
     if "mean_overlap" in statistics:
@@ -64,9 +77,55 @@ def label_statistics(G, total, partition, statistics, d, eps, rank, energy, colu
     if not rates:
         return out
     Rc = within_class_rate(columns, G, partition, class_rate_at(eps, d))
-    R = rate_from_product(total, d, partition.n_samples, eps)
+    R = total() if callable(total) else rate_from_product(total, d, partition.n_samples, eps)
     fields = {"R": R, "Rc": Rc, "delta_R": R - Rc, "Rc_over_R": Rc / R}
     out.update({s: fields[s] for s in rates})
+    return out
+
+
+def distinct_columns(rows):
+    """The distinct entries of every row of ``rows`` (n_sets, N), grouped by how many a row has.
+
+    Yields ``(sets, positions, values, counts)``, each but ``sets`` of shape (len(sets), m): the indices of the
+    rows with m distinct entries, the position in its row of each entry's first occurrence, the entry itself
+    and its multiplicity.
+    """
+    n_samples = rows.shape[1]
+    order = np.argsort(rows, axis=1, kind="stable")
+    ordered = np.take_along_axis(rows, order, axis=1)
+    first = np.ones(rows.shape, dtype=bool)
+    first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    n_distinct = first.sum(axis=1)
+    for m in np.unique(n_distinct):
+        sets = np.flatnonzero(n_distinct == m)
+        starts = np.nonzero(first[sets])[1].reshape(sets.size, m)  # where each distinct entry starts in `ordered`
+        counts = np.diff(np.concatenate([starts, np.full((sets.size, 1), n_samples)], axis=1), axis=1)
+        positions = np.take_along_axis(order[sets], starts, axis=1)
+        values = np.take_along_axis(ordered[sets], starts, axis=1)
+        yield sets, positions, values, counts
+
+
+def resampled_total_rate(G, rows, d, eps, *, stacked):
+    r"""Total rate of every resample listed in ``rows`` (n_sets, N), duplicates collapsed into weights.
+
+    ``stacked=True``: ``G`` (…, n_sets, N, N) holds each resample's Gram of its (prepared) columns, in row
+    order; exact because a prepared duplicate is still a duplicate (centring and scaling act on a column
+    through its value, class-centring through its class, which a duplicate shares). ``stacked=False``: ``G``
+    (…, N, N) is the Gram of the original columns, for resamples that need no re-preparation. ``eps`` is a
+    scalar or one precision per resample (…, n_sets).
+    """
+    n_samples = rows.shape[1]
+    eps = np.asarray(eps, dtype=np.float64)
+    out = np.empty(G.shape[:-3] + (rows.shape[0],) if stacked else G.shape[:-2] + (rows.shape[0],))
+    for sets, positions, values, counts in distinct_columns(rows):
+        if stacked:  # one flat take from the stack: entry (p_a, p_b) of set s is s·N² + p_a·N + p_b
+            flat = (sets[:, None, None] * n_samples + positions[:, :, None]) * n_samples + positions[:, None, :]
+            blocks = np.take(G.reshape(G.shape[:-3] + (-1,)), flat, axis=-1)
+        else:
+            blocks = principal_blocks(G, values)
+        weights = np.sqrt(counts)
+        out[..., sets] = rate_from_product(blocks * weights[..., :, None] * weights[..., None, :], d, n_samples,
+                                           eps[..., sets] if eps.ndim else eps)
     return out
 
 
@@ -76,7 +135,10 @@ def resampled_statistics(Z, labels, rows, statistics, *, eps=0.5, rank=None, ene
     ``Z`` is validated float64 ``(…, d, N)`` as it is (unprepared); each row is re-laid class by class (a
     stable sort by its labels) and must keep every class size (stratified and crossed-cluster resamples
     do; permutations are handled by :func:`~subspacelens.metrics.permutation_null`). Preparation
-    (``center``, ``scale``) is redone on every resampled data set.
+    (``center``, ``scale``) is redone on every resampled data set. Without centring (and without an
+    overlap), no resample's N×N Gram is formed: unit norms act column by column and commute with
+    resampling, and ``scale="rms"`` is one precision per resample (ε·ρ, with ρ² the resample's mean
+    squared column norm), so the class blocks and the collapsed total come straight from the one Gram.
     """
     statistics = list(statistics)
     partition = partition_labels(labels, Z.shape[-1])
@@ -89,6 +151,9 @@ def resampled_statistics(Z, labels, rows, statistics, *, eps=0.5, rank=None, ene
     layout = partition_labels(np.repeat(partition.classes, partition.sizes), n_samples)
     layout_codes = layout.codes
     G_all = None if n_samples > d else gram(Z)  # d < N: every resample is formed from its columns instead
+    from_one_gram = G_all is not None and center is False and "mean_overlap" not in statistics
+    if from_one_gram and scale == "unit":
+        G_all = normalize_gram(G_all)
     lead = Z.shape[:-2]
     out = {s: np.empty(lead + (rows.shape[0],)) for s in statistics}
     per_set = int(np.prod(lead, dtype=np.int64)) * max(n_samples * n_samples, d * n_samples)
@@ -101,12 +166,31 @@ def resampled_statistics(Z, labels, rows, statistics, *, eps=0.5, rank=None, ene
             needs_gram = "mean_overlap" in statistics and not feature_route_is_cheaper(d, layout)
             values = label_statistics(gram(columns) if needs_gram else None, second_moment(columns), layout,
                                       statistics, d, eps, rank, energy, columns=columns)
+        elif from_one_gram:
+            set_eps = eps
+            if scale == "rms":  # ε·ρ per resample, ρ² = its mean squared column norm
+                set_eps = eps * np.sqrt(np.einsum("...ii->...i", G_all)[..., block].mean(axis=-1))
+            values = resampled_rates(G_all, block, layout, statistics, d, set_eps)
         else:
             G = prepare_gram(principal_blocks(G_all, block), layout_codes, center=center, scale=scale)
-            values = label_statistics(G, G, layout, statistics, d, eps, rank, energy)
+            values = label_statistics(G, lambda: resampled_total_rate(G, block, d, eps, stacked=True), layout,
+                                      statistics, d, eps, rank, energy)
         for s in statistics:
             out[s][..., chunk] = values[s]
     return out
+
+
+def resampled_rates(G, rows, layout, statistics, d, eps):
+    """The rate statistics of the resamples ``rows`` (n_sets, N, laid out as ``layout``) from the one Gram ``G``.
+
+    ``eps`` is a scalar or one precision per resample (…, n_sets).
+    """
+    set_eps = np.asarray(eps, dtype=np.float64)
+    class_eps = set_eps[..., None] if set_eps.ndim else set_eps  # broadcasts over each set's classes
+    Rc = within_class_rate(None, G, layout, class_rate_at(class_eps, d), index=rows[:, layout.index])
+    R = resampled_total_rate(G, rows, d, set_eps, stacked=False)
+    fields = {"R": R, "Rc": Rc, "delta_R": R - Rc, "Rc_over_R": Rc / R}
+    return {s: fields[s] for s in statistics}
 
 
 def bootstrap_ci(

@@ -36,7 +36,7 @@ from ..stats.draws import permutation_indices
 from ..stats.intervals import null_p_value
 from ._checks import as_eps, as_positive_int
 from .coding_rate import coding_alpha, rate_from_product
-from .gram import center_gram, chunk_slices, gather_entries, logdet_identity_plus, second_moment
+from .gram import center_gram, chunk_slices, logdet_identity_plus, second_moment
 from .labels import labelled_gram
 from .rate_reduction import class_rate_at, rate_reduction_from_gram, within_class_rate
 from .transforms import as_center, prepare
@@ -80,17 +80,21 @@ def _class_centred_totals(Z, G, partition, eps, relabellings):
         inverse = G @ np.linalg.inv(np.eye(n_samples) + alpha * G)  # G (I + αG)^{-1}, symmetric
     scale = 1.0 / np.sqrt(sizes)
     out = np.empty(base.shape + (relabellings.shape[0],))
-    per_set = base.size * max(d * n_samples, n_samples * n_samples)
+    per_set = base.size * max(d * n_samples, n_samples * classes)
     for chunk in chunk_slices(relabellings.shape[0], per_set):
         rows = index[chunk]  # (p, K, n_max)
         if use_features:
             columns = np.take(Z, rows, axis=-1) * mask  # (..., d, p, K, n_max)
             M = np.moveaxis(columns.sum(axis=-1), -3, -2) * scale  # (..., p, d, K)
             Q = alpha * M.swapaxes(-1, -2) @ inverse[..., None, :, :] @ M
-        else:
-            blocks = gather_entries(inverse, rows[:, :, None, :, None], rows[:, None, :, None, :])  # (..., p, K, K, n, n)
-            blocks = blocks * (mask[:, None, :, None] & mask[None, :, None, :])
-            Q = alpha * blocks.sum(axis=(-2, -1)) * scale[:, None] * scale[None, :]
+        else:  # Eᵀ B E for every relabelling's 0/1 class indicators E: one GEMM B [E_1 … E_p], then p small ones
+            n_sets = rows.shape[0]
+            indicators = np.zeros((n_samples, n_sets, classes))
+            sets, members = np.nonzero(np.broadcast_to(mask, rows.shape).reshape(n_sets, -1))
+            indicators[rows.reshape(n_sets, -1)[sets, members], sets, members // mask.shape[1]] = 1.0
+            weighted = (inverse @ indicators.reshape(n_samples, -1)).reshape(base.shape + (n_samples, n_sets, classes))
+            Q = np.moveaxis(indicators, 0, -1) @ np.moveaxis(weighted, -3, -2)  # (..., p, K, K)
+            Q = alpha * Q * scale[:, None] * scale[None, :]
         lower = np.linalg.cholesky(np.eye(classes) - Q)
         out[..., chunk] = base[..., None] + np.log(np.einsum("...ii->...i", lower)).sum(axis=-1)
     return out
