@@ -11,6 +11,7 @@ import pytest
 import xarray as xr
 
 from subspacelens import metrics as m
+from subspacelens import tokens as tokens_module
 from subspacelens.cluster import dask_client
 from subspacelens.metrics.moments import ClassMoments
 from subspacelens.tokens import (
@@ -126,6 +127,21 @@ def test_streamed_moments_equal_the_in_memory_moments_for_every_labelling(token_
                                        reference.augmented, rtol=1e-12, err_msg=name)
             profile = rate_reduction_profile(streamed).sel(token_layer=layer, token_step=5)
             np.testing.assert_allclose(profile.delta_R, m.rate_reduction(Z, flat_labels).delta_R, rtol=RTOL)
+
+
+@pytest.mark.parametrize("per_image", [False, True])
+def test_tasks_of_several_chunks_add_up_to_the_one_task_result(token_store, monkeypatch, per_image):
+    """Chunks grouped into tasks, and tasks summed in a tree, give the moments of one pass over everything."""
+    lazy, ds = token_store  # 12 samples in chunks of 5, 5, 2
+    labels = position_labelling(lazy, "quadrants")
+    whole = token_moments(token_grid(lazy), labels, per_image=per_image)  # every chunk in one task
+    chunk_bytes = 5 * ds.sizes["token"] * ds.sizes["feature"] * 4
+    monkeypatch.setattr(tokens_module, "TREE_FAN_IN", 2)
+    for chunks_per_task in (1, 2):  # three tasks, a tree of depth 2; two tasks, one of them two chunks
+        monkeypatch.setattr(tokens_module, "TASK_BYTES", chunks_per_task * chunk_bytes)
+        grouped = token_moments(token_grid(lazy), labels, per_image=per_image)
+        assert grouped.dims == whole.dims
+        np.testing.assert_allclose(grouped.values, whole.values, rtol=1e-13, atol=1e-12)
 
 
 def test_quadrants_of_a_four_by_four_grid():

@@ -106,9 +106,16 @@ def _label_codes(labels, sizes: dict[str, int]) -> tuple[np.ndarray, np.ndarray]
     for dim in labels.dims:
         if labels.sizes[dim] != sizes[dim]:
             raise ValueError(f"labels: has {labels.sizes[dim]} entries along {dim!r} but the tokens have {sizes[dim]}")
-    grid = labels.variable.set_dims({"sample": sizes["sample"], "token": sizes["token"]}).transpose("sample", "token")
-    classes, codes = np.unique(np.asarray(grid.values), return_inverse=True)
-    return codes.reshape(sizes["sample"], sizes["token"]), classes
+    # classes of the labels as given (a grid position labelling has one entry per token), then broadcast
+    classes, codes = np.unique(np.asarray(labels.values), return_inverse=True)
+    codes = labels.copy(data=codes.reshape(labels.shape)).variable
+    grid = codes.set_dims({"sample": sizes["sample"], "token": sizes["token"]}).transpose("sample", "token")
+    return np.ascontiguousarray(grid.values), classes
+
+
+TASK_BYTES = 32 * 2**20
+"""Stored token bytes one task reads: enough storage chunks that a task's work dwarfs its scheduling
+(a task holds them once more in float64, 4× that for fp16 tokens)."""
 
 
 def _block_moments(block, codes, n_classes, per_image, normalize):
@@ -116,8 +123,9 @@ def _block_moments(block, codes, n_classes, per_image, normalize):
     batch_shape, (n_images, n_tokens, d) = block.shape[:-3], block.shape[-3:]
     out = np.empty(batch_shape + (n_images if per_image else 1, n_classes, d + 1, d + 1))
     for index in np.ndindex(batch_shape):
-        X = np.asarray(block[index], dtype=np.float64)
+        X = np.asarray(block[index])  # stored dtype: augmented_moments converts once, after sorting
         if normalize:
+            X = X.astype(np.float64)
             norms = np.linalg.norm(X, axis=-1, keepdims=True)
             if not (norms > 0).all():
                 raise ValueError("tokens: a token has zero norm, so it cannot be normalised")
@@ -130,11 +138,29 @@ def _block_moments(block, codes, n_classes, per_image, normalize):
     return out
 
 
-def _nest(array, depth, leaf):
-    """``array`` of block outputs as the nested lists ``da.block`` takes, ``depth`` levels then ``leaf``."""
-    if depth == 0:
-        return leaf(array)
-    return [_nest(sub, depth - 1, leaf) for sub in array]
+def _group_moments(blocks, codes, n_classes, per_image, normalize):
+    """:func:`_block_moments` of consecutive chunks of samples, as one block: per-class products over the
+    whole run of chunks are large enough for BLAS to run near its peak."""
+    return _block_moments(np.concatenate(blocks, axis=-3), codes, n_classes, per_image, normalize)
+
+
+TREE_FAN_IN = 8
+"""Partial sums added at once by the reduction: a shallow tree keeps few partials (each K·(d+1)² float64) alive."""
+
+
+def _add(*arrays):
+    total = arrays[0].copy()
+    for array in arrays[1:]:
+        total += array
+    return total
+
+
+def _tree_sum(parts):
+    """Delayed sums of delayed arrays, :data:`TREE_FAN_IN` at a time: a reduction tree, no concatenation."""
+    while len(parts) > 1:
+        parts = [dask.delayed(_add)(*parts[i : i + TREE_FAN_IN]) if len(parts[i : i + TREE_FAN_IN]) > 1 else parts[i]
+                 for i in range(0, len(parts), TREE_FAN_IN)]
+    return parts[0]
 
 
 def token_moments(tokens: xr.DataArray, labels=None, *, per_image: bool = False, normalize: bool = False) -> xr.DataArray:
@@ -146,8 +172,10 @@ def token_moments(tokens: xr.DataArray, labels=None, *, per_image: bool = False,
     ``(sample,)`` / ``(sample, token)``. ``per_image``: keep one set per image (dim ``sample``).
     ``normalize``: scale each token to unit norm before it is added (``scale="unit"``).
 
-    One dask task per chunk of samples (whole token grids, every feature); the graph runs on the active
-    dask client, if any. Returns dims ``(*batch, ["sample",] "class", "row", "col")`` with coords.
+    One dask task per run of consecutive storage chunks of samples (about :data:`TASK_BYTES` of stored
+    tokens, whole token grids, every feature), each adding its chunks into one float64 accumulator; the
+    tasks' partial sums are added :data:`TREE_FAN_IN` at a time. The graph runs on the active dask client,
+    if any. Returns dims ``(*batch, ["sample",] "class", "row", "col")`` with coords.
     """
     missing = [dim for dim in TOKEN_AXES if dim not in tokens.dims]
     if missing:
@@ -160,18 +188,32 @@ def token_moments(tokens: xr.DataArray, labels=None, *, per_image: bool = False,
     sample_bounds = np.cumsum((0,) + data.chunks[len(batch)])
     d = tokens.sizes["feature"]
     blocks = data.to_delayed()[..., 0, 0]
-    partial = dask.delayed(_block_moments, pure=True)
+    chunk_bytes = max(data.chunks[len(batch)]) * tokens.sizes["token"] * d * data.dtype.itemsize
+    for axis in range(len(batch)):
+        chunk_bytes *= max(data.chunks[axis])
+    per_task = max(1, TASK_BYTES // max(1, chunk_bytes))
+    groups = [range(g, min(g + per_task, blocks.shape[-1])) for g in range(0, blocks.shape[-1], per_task)]
+    partial = dask.delayed(_group_moments, pure=True)
 
-    def leaf(position):
-        index = np.unravel_index(position, blocks.shape)
-        start, stop = sample_bounds[index[-1]], sample_bounds[index[-1] + 1]
-        shape = tuple(data.chunks[axis][i] for axis, i in enumerate(index[:-1]))
-        shape += (stop - start if per_image else 1, classes.size, d + 1, d + 1)
-        part = partial(blocks[index], codes[start:stop], classes.size, per_image, normalize)
-        return [[[da.from_delayed(part, shape=shape, dtype=np.float64)]]]
+    def leaf(batch_index):
+        shape = tuple(data.chunks[axis][i] for axis, i in enumerate(batch_index))
+        parts = []
+        for group in groups:
+            start, stop = sample_bounds[group[0]], sample_bounds[group[-1] + 1]
+            parts.append(partial([blocks[batch_index + (c,)] for c in group], codes[start:stop], classes.size,
+                                 per_image, normalize))
+        if per_image:
+            sizes = [sample_bounds[g[-1] + 1] - sample_bounds[g[0]] for g in groups]
+            return [da.from_delayed(part, shape=shape + (n, classes.size, d + 1, d + 1), dtype=np.float64)
+                    for part, n in zip(parts, sizes)]
+        return [da.from_delayed(_tree_sum(parts), shape=shape + (1, classes.size, d + 1, d + 1), dtype=np.float64)]
 
-    positions = np.arange(blocks.size).reshape(blocks.shape)
-    stacked = da.block(_nest(positions, blocks.ndim, lambda p: leaf(int(p))))
+    def nested(batch_index=()):
+        if len(batch_index) == len(batch):  # the sample axis, then single blocks along class, row, col
+            return [[[[part]]] for part in leaf(batch_index)]
+        return [nested(batch_index + (i,)) for i in range(blocks.shape[len(batch_index)])]
+
+    stacked = da.block(nested())
     if not per_image:
         stacked = stacked.sum(axis=len(batch))
     dims = (*batch, *(["sample"] if per_image else []), *MOMENT_AXES)

@@ -78,17 +78,27 @@ class ClassMoments:
 def augmented_moments(X, codes, n_classes):
     r""":math:`A_j = \sum_{i: \mathrm{codes}_i = j} [x_i;1][x_i;1]^\top` for rows ``X`` (M, d), shape (K, d+1, d+1).
 
-    ``codes`` (M,) are integer class codes in ``[0, n_classes)``. One GEMM per class on the rows of that
-    class (sorted once), so the work is one d×d product over all rows whatever K is.
+    ``codes`` (M,) are integer class codes in ``[0, n_classes)``. ``X`` may be stored in a narrower dtype
+    (fp16 tokens): its rows are put in class order in that dtype and converted to float64 once, so each
+    class is a contiguous slice whose :math:`X_j^\top X_j` is one symmetric rank-k update (BLAS syrk,
+    which numpy calls for a product of a matrix with its own transpose) and whose sum is a column sum;
+    the work is one d×d product over all rows whatever K is, with no copy of the rows for the "1" column.
     """
-    X = np.asarray(X, dtype=np.float64)
-    rows = np.concatenate([X, np.ones((X.shape[0], 1))], axis=1)
-    order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(n_classes + 1))
-    out = np.zeros((n_classes, rows.shape[1], rows.shape[1]))
+    X = np.asarray(X)
+    codes = np.asarray(codes)
+    if codes.size > 1 and (np.diff(codes) < 0).any():
+        # numpy's stable sort of 16-bit integers is a radix sort: linear in the rows, several times faster
+        order = np.argsort(codes.astype(np.int16) if n_classes <= np.iinfo(np.int16).max else codes, kind="stable")
+        X, codes = X[order], codes[order]
+    X = X.astype(np.float64, copy=False)
+    bounds = np.searchsorted(codes, np.arange(n_classes + 1))
+    d = X.shape[1]
+    out = np.zeros((n_classes, d + 1, d + 1))
     for j in range(n_classes):
-        block = rows[order[bounds[j] : bounds[j + 1]]]
-        out[j] = block.T @ block
+        block = X[bounds[j] : bounds[j + 1]]
+        out[j, :d, :d] = block.T @ block
+        out[j, :d, d] = out[j, d, :d] = block.sum(axis=0)
+        out[j, d, d] = block.shape[0]
     return out
 
 
