@@ -63,7 +63,7 @@ define execute_notebook
 	mv build/tmp/$(notdir $(3)) $(3)
 endef
 
-.PHONY: FORCE help venv book smoke chapter captures test unit-tests nbval browser-test pdf bench html clean
+.PHONY: FORCE help venv book smoke chapter captures test unit-tests nbval browser-test pdf bench format html clean
 
 help:
 	@echo "make book    - install (if needed), execute every chapter, build the HTML in _build/html"
@@ -72,6 +72,7 @@ help:
 	@echo "make smoke   - every chapter on the small CI parameter set, into build/ci/book"
 	@echo "make pdf     - the whole book as one PDF in _build/pdf (offline, with Chromium)"
 	@echo "make bench   - metric, capture and intervention benchmarks (prints measured ratios)"
+	@echo "make format  - format the chapters' code to the text column's width (ruff, via jupytext)"
 
 venv: $(INSTALLED)
 
@@ -162,6 +163,13 @@ browser-test: $(INSTALLED) html
 pdf: $(INSTALLED) html
 	$(CHROMIUM)
 	$(BIN)/python tools/book_pdf.py _build/html _build/pdf/subspacelens.pdf
+
+# The chapters' code cells, formatted to what the text column shows (subspacelens.book.CODE_WIDTH);
+# ruff leaves long strings and comments as they are, and tests/test_chapter_sources.py points at them.
+format: $(INSTALLED)
+	for notebook in notebooks/*.md; do \
+		$(BIN)/jupytext --quiet --pipe "$(BIN)/ruff format --line-length $$($(BIN)/python -c 'from subspacelens.book import CODE_WIDTH; print(CODE_WIDTH)') -" $$notebook || exit 1; \
+	done
 
 bench: $(INSTALLED)
 	OPENBLAS_NUM_THREADS=2 $(BIN)/python benchmarks/bench_metrics.py

@@ -2,7 +2,8 @@
 
 ``setup()`` applies the book's figure style and pandas display options, quiets the progress-bar widget
 warning and registers the ``%%only_if`` cell magic; ``say(text)`` shows a sentence computed from the run as
-rendered Markdown (the closing texts).
+rendered Markdown (the closing texts); ``figure(fig, name)`` hands a figure to the page under a name, for a
+numbered, captioned ``{glue:figure}`` with alt text.
 """
 
 from __future__ import annotations
@@ -51,6 +52,40 @@ def only_if(line: str, cell: str) -> None:
         shell.run_cell(cell, store_history=False)
     else:
         say(f"*Not computed: `{line.strip()}` is false for this cache.*")
+
+
+CODE_WIDTH = 84
+"""Most characters in a line of a chapter's code: what its code box shows unwrapped at an 800 px window
+(84 characters of the book's 13 px monospace are 657 px; the box has 682 px, measured in the built book);
+``make format`` keeps the sources to it and the browser test checks that no line wraps."""
+
+FIGURE_PREFIX = "fig-"
+
+
+def figure(fig, name: str) -> None:
+    """Hand the matplotlib figure ``fig`` to the page as the glued output ``name``, and close it.
+
+    The chapter's Markdown places it where the reader needs it, numbered, with its caption and alt text::
+
+        ```{glue:figure} fig-rate-reduction-per-block
+        :name: fig-rate-reduction-per-block
+        :alt: ΔR against block for coarse and fine labels, one line per step.
+
+        **ΔR per block.** One line per denoising step …
+        ```
+
+    and prose refers to it as ``{numref}`fig-rate-reduction-per-block```. Closing the figure keeps the
+    cell from showing it a second time. Names start with ``fig-`` and are unique within a page.
+    """
+    import matplotlib.pyplot as plt
+    from myst_nb import glue
+
+    if not isinstance(name, str) or not name.startswith(FIGURE_PREFIX) or not name[len(FIGURE_PREFIX):]:
+        raise ValueError(f"name: a figure's name starts with {FIGURE_PREFIX!r}, got {name!r}")
+    if not hasattr(fig, "savefig"):
+        raise ValueError(f"fig: expected a matplotlib Figure, got {type(fig).__name__}")
+    glue(name, fig, display=False)
+    plt.close(fig)
 
 
 def say(text: str) -> None:

@@ -5,7 +5,7 @@ adds to the executed notebook — outputs untouched — a closing Markdown cell 
 
 * the exact ``make chapter NB=… PARAMS=…`` command;
 * every parameter with the value this run used (papermill's injected value, else the default) and its
-  meaning (the comment on its line in the ``parameters`` cell);
+  meaning (the comment on its line in the ``parameters`` cell, after the comment lines right above it);
 * every activation cache among the parameters, with the config hash its capture recorded;
 * the time the run spent in the chapter's cells (papermill's record).
 
@@ -51,7 +51,11 @@ def _assigned(source: str) -> dict[str, tuple[str, str]]:
     found = {}
     for statement in ast.parse(source).body:
         if isinstance(statement, ast.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0], ast.Name):
-            lines = range(statement.lineno, (statement.end_lineno or statement.lineno) + 1)
+            # its meaning: the comment lines right above it (a long one is written there), then its own
+            above = statement.lineno - 1
+            while above in comments and source.splitlines()[above - 1].lstrip().startswith("#"):
+                above -= 1
+            lines = range(above + 1, (statement.end_lineno or statement.lineno) + 1)
             comment = " ".join(comments[line] for line in lines if line in comments)
             found[statement.targets[0].id] = (ast.unparse(statement.value), comment)
     return found

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import matplotlib.pyplot as plt
 import xarray as xr
 
-from .style import PALETTE
+from .style import PALETTE, TEXT_WIDTH, figure_size, wrap_text
 
 #: Marker per block kind (``block_kind`` coord of a cache): Flux's double- and single-stream blocks differ.
 KIND_MARKERS = {"cross": "o", "joint": "s", "double": "D", "single": "^"}
@@ -17,7 +17,8 @@ def plot_depth_profiles(curves: Mapping[str, xr.Dataset], *, ylabel: str, title:
     """``curves`` maps a model name to a profile over ``layer`` (``value``, optional ``low``/``high``, coord
     ``relative_depth``, optional ``block_kind``): one line per model against relative depth, a band for the
     interval, one marker per block kind. Known names (``trained``, ``random-init``) keep the book's colours."""
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), constrained_layout=True)
+    # the whole column: one line per model, and the legend inside the panel
+    fig, ax = plt.subplots(figsize=figure_size(width=TEXT_WIDTH, panel_aspect=0.55), constrained_layout=True)
     for name, prof in curves.items():
         x = prof["relative_depth"].values
         (line,) = ax.plot(x, prof["value"].values, lw=1.5, label=name, color=PALETTE.get(name))
@@ -32,5 +33,5 @@ def plot_depth_profiles(curves: Mapping[str, xr.Dataset], *, ylabel: str, title:
     ax.set_ylabel(ylabel)
     ax.set_xlim(-0.02, 1.02)
     ax.legend(fontsize="small")
-    ax.set_title(title)
+    ax.set_title(wrap_text(title, width=TEXT_WIDTH))
     return fig

@@ -13,7 +13,18 @@ import matplotlib.ticker as mticker
 import numpy as np
 from matplotlib import cm
 
-from .style import color
+from .style import (
+    SUPTITLE_HEIGHT,
+    color,
+    figure_size,
+    legend_below,
+    legend_height,
+    lowest_panels,
+    panel_grid,
+    panels,
+    suptitle,
+    wrap_text,
+)
 
 REFERENCE_STYLES = ("--", ":", "-.", (0, (5, 1)), (0, (1, 1)))
 
@@ -47,17 +58,44 @@ def band(ax, da, *, low=None, high=None, label=None, color_=None, **kw):
     return line
 
 
-def _grid(nrows, ncols, *, width=3.4, height=2.8, sharey="row"):
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False,
-                             sharex=True, sharey=sharey, constrained_layout=True)
+def _grid(nrows, ncols, *, panel_aspect=0.7, extra_height=0.0, sharey="row"):
+    """An ``nrows`` × ``ncols`` grid of per-layer panels in the book's size grammar (text-column wide)."""
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=sharey, constrained_layout=True,
+                             figsize=figure_size(ncols, nrows, panel_aspect=panel_aspect, extra_height=extra_height))
     return fig, axes
 
 
+def _row(n, *, panel_aspect=0.7, extra_height=0.0, sharey=False):
+    """``n`` per-layer panels side by side (wrapped into rows past :data:`~.style.MAX_COLUMNS`)."""
+    return panels(n, panel_aspect=panel_aspect, extra_height=extra_height, sharex=True, sharey=sharey)
+
+
 def _finish_layer_axes(axes, da):
-    for ax in axes[0]:
+    """Relative depth above the top row of panels, "block" under the lowest panel of each column.
+
+    ``axes``: a 2-D grid, or a list of panels in reading order laid out by :func:`~.style.panel_grid`.
+    """
+    if isinstance(axes, np.ndarray) and axes.ndim == 2:
+        ncols = axes.shape[1]
+    else:
+        ncols = panel_grid(len(axes))[1]
+    axes = list(np.ravel(axes))
+    for ax in axes[:ncols]:
         depth_axis(ax, da["layer"].values, da["relative_depth"].values)
-    for ax in np.ravel(axes)[-axes.shape[1]:]:
+    for ax in lowest_panels(axes, ncols):
         ax.set_xlabel("block")
+    for ax in axes:
+        ax.xaxis.set_major_locator(mticker.MaxNLocator(integer=True))
+
+
+def _legend_below(fig, ax, **kwargs):
+    """The legend of ``ax`` (shared by every panel) under the whole figure."""
+    return legend_below(fig, *ax.get_legend_handles_labels(), **kwargs)
+
+
+def _extra(title, labels=(), **legend):
+    """Height for a suptitle (when there is one) and a legend of ``labels`` under the panels."""
+    return (SUPTITLE_HEIGHT if title else 0.0) + legend_height(list(labels), **legend)
 
 
 def _scheme_by_step(results, draw, *, branch=None, title=""):
@@ -77,12 +115,13 @@ def _scheme_by_step(results, draw, *, branch=None, title=""):
                 sl = sl.sel(branch=branch)
             draw(axes[r, c], sl, scheme)
             if r == 0:
-                axes[r, c].set_title(f"step {int(step)}", fontsize="medium")
+                axes[r, c].set_title(f"step {int(step)}")
             if c == 0:
                 axes[r, c].set_ylabel(f"ΔR, {scheme} (nats)")
-    axes[0, -1].legend(fontsize="small")
+    _legend_below(fig, axes[0, -1])
+    fig.set_figheight(fig.get_figheight() + _extra(title, axes[0, -1].get_legend_handles_labels()[1]))
     _finish_layer_axes(axes, first[list(first.data_vars)[0]])
-    fig.suptitle(title)
+    suptitle(fig, title)
     return fig
 
 
@@ -104,27 +143,29 @@ def plot_branches(profiles, *, title=""):
 def plot_gap(gaps, *, title=""):
     """ΔR(uncond) − ΔR(cond) per block, one line per step with its paired CI, one panel per label scheme."""
     schemes = list(gaps)
-    fig, axes = _grid(1, len(schemes), width=4.6, height=3.3, sharey=False)
+    steps = gaps[schemes[0]]["step"].values
+    fig, axes = _row(len(schemes), extra_height=_extra(title, [f"step {int(s)}" for s in steps]))
     for c, scheme in enumerate(schemes):
-        gap, ax = gaps[scheme], axes[0, c]
+        gap, ax = gaps[scheme], axes[c]
         colors = step_colors(gap["step"].values)
         for step in gap["step"].values:
             g = gap.sel(step=step)
             band(ax, g["gap"], low=g["gap_low"], high=g["gap_high"], label=f"step {int(step)}",
                  color_=colors[step])
         ax.axhline(0, color="k", lw=0.8)
-        ax.set_title(f"{scheme} labels", fontsize="medium", color=color(scheme))
+        ax.set_title(f"{scheme} labels", color=color(scheme))
         ax.set_ylabel("uncond − cond (nats)")
-    axes[0, -1].legend(fontsize="small")
+    _legend_below(fig, axes[-1])
     _finish_layer_axes(axes, gaps[schemes[0]]["gap"])
-    fig.suptitle(title)
+    suptitle(fig, title)
     return fig
 
 
 def plot_seed_check(spread, by_labels):
     """Left: within-seed variance share per block (every step × branch). Right: ΔR of the uncond branch
     under subject (fine) and seed labels, per step."""
-    fig, axes = _grid(1, 2, width=4.6, height=3.3, sharey=False)
+    n_lines = 2 * spread.sizes["step"]
+    fig, axes = _grid(1, 2, sharey=False, extra_height=legend_height(["step 19, uncond"] * n_lines, ncol=2))
     colors = step_colors(spread["step"].values)
     ax = axes[0, 0]
     for step in spread["step"].values:
@@ -133,16 +174,16 @@ def plot_seed_check(spread, by_labels):
                  label=f"step {int(step)}, {branch}")
     ax.set_ylabel("variance not fixed by the seed")
     ax.set_ylim(-0.03, 1.03)
-    ax.set_title("share of variance across subjects", fontsize="medium")
-    ax.legend(fontsize="x-small", ncol=2)
+    ax.set_title(wrap_text("share of variance across subjects", 2))
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower left", fontsize="x-small", ncol=2)
     ax = axes[0, 1]
     for step in by_labels["step"].values:
         for labels, ls in (("fine", "-"), ("seed", ":")):
             band(ax, by_labels.sel(labels=labels, step=step, branch="uncond"), color_=colors[step], ls=ls,
                  label=f"step {int(step)}, {labels} labels")
     ax.set_ylabel("ΔR, uncond branch (nats)")
-    ax.set_title("subject vs seed labels", fontsize="medium")
-    ax.legend(fontsize="x-small", ncol=2)
+    ax.set_title("subject vs seed labels")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower right", fontsize="x-small", ncol=2)
     _finish_layer_axes(axes, spread["within_fraction"])
     return fig
 
@@ -156,9 +197,11 @@ def plot_with_references(prof, references, *, ylabel, title="", blog_range=None,
     """
     scale = 100.0 if percent else 1.0
     steps = prof["step"].values
-    fig, axes = _grid(1, len(steps), width=3.3, height=4.0)
+    n_labels = len(references) + len([b for b in branches if b in prof["branch"].values]) + (blog_range is not None)
+    fig, axes = _row(len(steps), panel_aspect=1.0, sharey=True,
+                     extra_height=_extra(title, ["blog's range (PixArt-α)"] * n_labels))
     for c, step in enumerate(steps):
-        ax = axes[0, c]
+        ax = axes[c]
         if blog_range is not None:
             ax.axhspan(scale * blog_range[0], scale * blog_range[1], color=color("reference"), alpha=0.12,
                        label="blog's range (PixArt-α)")
@@ -177,13 +220,12 @@ def plot_with_references(prof, references, *, ylabel, title="", blog_range=None,
                 curve = ref.sel(step=step) if "step" in getattr(ref, "dims", ()) else ref
                 ax.plot(curve["layer"].values, scale * curve.values, color=color("null"), ls=ls, lw=1.2,
                         label=name)
-        ax.set_title(f"step {int(step)}", fontsize="medium")
-        if c == 0:
+        ax.set_title(f"step {int(step)}")
+        if c % panel_grid(len(steps))[1] == 0:
             ax.set_ylabel(ylabel)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), fontsize="small")
+    _legend_below(fig, axes[0])
     _finish_layer_axes(axes, prof["value"])
-    fig.suptitle(title)
+    suptitle(fig, title)
     return fig
 
 
@@ -219,10 +261,12 @@ def plot_models(profiles, *, branch="cond", title=""):
     ``controls.stack_models`` output; steps are averaged.
     """
     schemes = list(profiles)
-    fig, axes = plt.subplots(1, len(schemes), figsize=(4.6 * len(schemes), 3.4), squeeze=False,
-                             constrained_layout=True)
+    models = [str(m) for m in profiles[schemes[0]]["model"].values]
+    # two panels to a row: each has its own y axis and labels, which four narrow panels would not hold
+    fig, axes = panels(len(schemes), max_cols=2, extra_height=_extra(title, models))
+    ncols = panel_grid(len(schemes), max_cols=2)[1]
     for c, scheme in enumerate(schemes):
-        prof, ax = profiles[scheme], axes[0, c]
+        prof, ax = profiles[scheme], axes[c]
         for model in prof["model"].values:
             sl = prof.sel(model=model, branch=branch)
             if "step" in sl.dims:
@@ -231,11 +275,12 @@ def plot_models(profiles, *, branch="cond", title=""):
             (line,) = ax.plot(x, sl["value"].values, marker="o", ms=3, label=str(model), color=color(str(model)))
             if "low" in sl:
                 ax.fill_between(x, sl["low"].values, sl["high"].values, color=line.get_color(), alpha=0.2, lw=0)
-        ax.set_xlabel("relative depth (block / last block)")
         ax.set_ylabel(f"ΔR, {scheme.split(',')[0]} (nats)")
-        ax.set_title(f"{scheme} labels", fontsize="medium", color=color(scheme.split(",")[0]))
-    axes[0, -1].legend(fontsize="small")
-    fig.suptitle(title)
+        ax.set_title(wrap_text(f"{scheme} labels", ncols), color=color(scheme.split(",")[0]))
+    for ax in lowest_panels(axes, ncols):
+        ax.set_xlabel("relative depth (block / last block)")
+    _legend_below(fig, axes[-1])
+    suptitle(fig, title)
     return fig
 
 
@@ -245,11 +290,12 @@ def plot_eps_sensitivity(curves, *, branch="cond", title=""):
     ``curves`` maps a scheme to ``controls.eps_profile`` output; steps are averaged.
     """
     schemes = list(curves)
-    fig, axes = _grid(1, len(schemes), width=4.6, height=3.4, sharey=False)
+    eps_labels = [f"ε = {eps:g}" for eps in curves[schemes[0]]["eps"].values]
+    fig, axes = _row(len(schemes), panel_aspect=0.9, extra_height=_extra(title, eps_labels, fontsize="x-small"))
     for c, scheme in enumerate(schemes):
         dr = curves[scheme]["delta_R"].sel(branch=branch).mean("step")
         eps_values = dr["eps"].values
-        ax = axes[0, c]
+        ax = axes[c]
         for i, eps in enumerate(eps_values):
             curve = dr.sel(eps=eps)
             band(ax, curve / curve.isel(layer=0), label=f"ε = {eps:g}",
@@ -258,10 +304,10 @@ def plot_eps_sensitivity(curves, *, branch="cond", title=""):
         ax.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
         ax.yaxis.set_minor_formatter(mticker.FormatStrFormatter("%g"))
         ax.set_ylabel("ΔR / ΔR(block 0)")
-        ax.set_title(f"{scheme} labels", fontsize="medium", color=color(scheme))
-    axes[0, -1].legend(fontsize="x-small", ncol=2)
+        ax.set_title(f"{scheme} labels", color=color(scheme))
+    _legend_below(fig, axes[-1], fontsize="x-small")
     _finish_layer_axes(axes, curves[schemes[0]]["delta_R"])
-    fig.suptitle(title)
+    suptitle(fig, title)
     return fig
 
 
@@ -272,9 +318,10 @@ def plot_under_controls(result, *, ylabel, controlled_label, title=""):
     statistic (``controlled_label``), trained and twin, with the null band when there is one. Right: the RMS
     activation norm per block, raw and centred — the scale a raw profile carries. Bands: 95 % intervals.
     """
-    fig, axes = _grid(1, 3, width=3.6, height=3.0, sharey=False)
-    left, middle, right = axes[0]
     twin = "twin_raw" in result
+    fig, axes = _grid(1, 3, sharey=False, extra_height=(SUPTITLE_HEIGHT if title else 0.0) + legend_height(
+        ["random-init twin"] * (1 + twin + ("null_high" in result)), ncol=1))
+    left, middle, right = axes[0]
     twin_label = f"random-init twin ({result.attrs.get('twin')})"
     for ax, name in ((left, "raw"), (middle, "controlled")):
         band(ax, result[name], low=result[f"{name}_low"], high=result[f"{name}_high"], label="trained",
@@ -286,17 +333,18 @@ def plot_under_controls(result, *, ylabel, controlled_label, title=""):
         x = result["layer"].values
         middle.fill_between(x, result["null_low"], result["null_high"], color=color("null"), alpha=0.3, lw=0,
                             label="null (95 %)")
-    left.set(title="raw (as the blog)", ylabel=ylabel)
-    middle.set(title=controlled_label)
+    left.set(title=wrap_text("raw (as the blog)", 3), ylabel=ylabel)
+    middle.set(title=wrap_text(controlled_label, 3))
     band(right, result["norm"], label="trained, raw", color_=color("trained"))
     band(right, result["norm_centred"], label="trained, centred", color_=color("trained"), ls="--")
     if twin:
         band(right, result["twin_norm"], label="twin, raw", color_=color("random-init"))
         band(right, result["twin_norm_centred"], label="twin, centred", color_=color("random-init"), ls="--")
-    right.set(title="RMS activation norm", yscale="log")
-    for ax in (middle, right):
-        ax.legend(fontsize="x-small")
+    right.set(title=wrap_text("RMS activation norm", 3), yscale="log")
+    fig.legend(*middle.get_legend_handles_labels(), loc="outside lower left", fontsize="small")
+    fig.legend(*right.get_legend_handles_labels(), loc="outside lower right", fontsize="small",
+               ncol=2 if twin else 1)
     _finish_layer_axes(axes, result)
     if title:
-        fig.suptitle(title)
+        suptitle(fig, title)
     return fig

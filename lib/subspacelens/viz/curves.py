@@ -10,13 +10,27 @@ so a 12-block organism and 28-block PixArt-α can be compared by shape.
 
 from __future__ import annotations
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import MaxNLocator
 import seaborn as sns
+from matplotlib.ticker import MaxNLocator
 
 from .controls import band, depth_axis, step_colors
-from .style import PALETTE, color
+from .style import (
+    PALETTE,
+    SUPTITLE_HEIGHT,
+    TEXT_WIDTH,
+    color,
+    figure_size,
+    legend_below,
+    legend_height,
+    panel_grid,
+    panels,
+    suptitle,
+    text_width,
+    wrap_text,
+)
 
 __all__ = [
     "config_label",
@@ -31,6 +45,15 @@ __all__ = [
 
 def _color(label, fallback=None):
     return color(label) if label in PALETTE else fallback
+
+
+def _merged_legend_below(fig, axes, **kwargs):
+    """One legend under the figure with every distinct label of ``axes`` (first handle of each label)."""
+    entries = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    return legend_below(fig, list(entries.values()), list(entries), **kwargs)
 
 
 def _shade_spans(ax, spans, label="blog (PixArt-α)"):
@@ -49,7 +72,9 @@ def plot_profile_pair(curves, *, ylabel, title="", blog_spans=None, blog_points=
     dict label → (depths, values) drawn normalised on the right panel; ``hlines`` a dict label → y drawn
     on the left panel (finite-sample bounds, chance levels).
     """
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 3.8), constrained_layout=True)
+    n_labels = len(curves) + len(hlines or {}) + len(blog_points or {}) + bool(blog_spans)
+    fig, (left, right) = plt.subplots(1, 2, constrained_layout=True, figsize=figure_size(
+        2, extra_height=(SUPTITLE_HEIGHT if title else 0.0) + legend_height(["blog (PixArt-α)"] * n_labels)))
     first = None
     for label, curve in curves.items():
         first = curve if first is None else first
@@ -72,9 +97,8 @@ def plot_profile_pair(curves, *, ylabel, title="", blog_spans=None, blog_points=
     left.xaxis.set_major_locator(MaxNLocator(integer=True))
     left.set(xlabel="block", ylabel=ylabel)
     right.set(xlabel="relative depth (block / last block)", ylabel=f"{ylabel.split(' (')[0]} / max", xlim=(-0.03, 1.03))
-    left.legend(fontsize="small")
-    right.legend(fontsize="small")
-    fig.suptitle(title)
+    _merged_legend_below(fig, (left, right))
+    suptitle(fig, title)
     return fig
 
 
@@ -89,10 +113,12 @@ def plot_steps(profiles, *, branch="cond", ylabel, title="", hlines=None, styles
     styles = styles or {}
     labels = list(profiles)
     steps = profiles[labels[0]]["step"].values
-    fig, axes = plt.subplots(1, len(steps), figsize=(3.2 * len(steps), 3.4), squeeze=False, sharey=True,
-                             constrained_layout=True)
+    ncols = panel_grid(len(steps))[1]
+    n_labels = len(labels) + len(hlines or {})
+    fig, axes = panels(len(steps), panel_aspect=1.0, sharey=True,
+                       extra_height=SUPTITLE_HEIGHT + legend_height(["finite-sample bound"] * n_labels))
     for c, step in enumerate(steps):
-        ax = axes[0, c]
+        ax = axes[c]
         for label in labels:
             sl = profiles[label].sel(step=step, branch=branch)
             style = {"color_": _color(label), **styles.get(label, {})}
@@ -106,13 +132,16 @@ def plot_steps(profiles, *, branch="cond", ylabel, title="", hlines=None, styles
                 ref = ref.sel(branch=branch) if "branch" in ref.dims else ref
                 ax.plot(ref["layer"].values, ref.values, color=color("null"), ls=ls, lw=1.2, label=name)
         timestep = profiles[labels[0]]["timestep"].sel(step=step).item() if "timestep" in profiles[labels[0]].coords else None
-        ax.set_title(f"step {int(step)}" + (f" (t = {timestep:g})" if timestep is not None else ""), fontsize="medium")
-        ax.set_xlabel("block")
+        name = f"step {int(step)}" + (f" (t = {timestep:g})" if timestep is not None else "")
+        ax.set_title(wrap_text(name, ncols))
+        if c + ncols >= len(steps):
+            ax.set_xlabel("block")
+        if c % ncols == 0:
+            ax.set_ylabel(ylabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         depth_axis(ax, profiles[labels[0]]["layer"].values, profiles[labels[0]]["relative_depth"].values)
-    axes[0, 0].set_ylabel(ylabel)
-    axes[0, -1].legend(fontsize="small")
-    fig.suptitle(f"{title} ({branch} branch)" if title else f"{branch} branch")
+    legend_below(fig, *axes[-1].get_legend_handles_labels())
+    suptitle(fig, f"{title} ({branch} branch)" if title else f"{branch} branch")
     return fig
 
 
@@ -130,7 +159,8 @@ def plot_config_curves(sweep, *, branch="cond", ylabel, title="", normalise=Fals
     """
     colors = step_colors(sweep["step"].values)
     styles = dict(zip(sweep["guidance_scale"].values, ("-", "--", ":", "-.")))
-    fig, ax = plt.subplots(figsize=(8.4, 4.2), constrained_layout=True)
+    # the whole column: the legend of every configuration sits right of the panel
+    fig, ax = plt.subplots(figsize=figure_size(width=TEXT_WIDTH, panel_aspect=0.55), constrained_layout=True)
     depth = sweep["relative_depth"].values
     for g in sweep["guidance_scale"].values:
         for step in sweep["step"].values:
@@ -143,7 +173,7 @@ def plot_config_curves(sweep, *, branch="cond", ylabel, title="", normalise=Fals
                                 alpha=0.12, lw=0)
     ax.set(xlabel="relative depth (block / last block)", ylabel=ylabel + (" / last block" if normalise else ""))
     ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.set_title(f"{title} ({branch} branch)" if title else f"{branch} branch")
+    ax.set_title(wrap_text(f"{title} ({branch} branch)" if title else f"{branch} branch", width=0.75 * TEXT_WIDTH))
     return fig
 
 
@@ -159,11 +189,25 @@ def plot_layer_heatmap(table, *, cbar_label, title="", fmt=".0f", annot=True):
         frame.index = labels
     else:
         frame = table
-    fig, ax = plt.subplots(figsize=(0.55 * frame.shape[1] + 3.5, 0.35 * frame.shape[0] + 1.6),
-                           constrained_layout=True)
-    sns.heatmap(frame, cmap="rocket_r", annot=annot, fmt=fmt, annot_kws={"fontsize": 6.5},
+    # one column per block, one row per configuration; never wider than the text column: past that the
+    # cells narrow, and the annotations shrink to fit them (6.5 pt at most, 4.5 pt at least)
+    width = min(0.55 * frame.shape[1] + 3.5, TEXT_WIDTH)
+    fig, ax = plt.subplots(figsize=(width, 0.35 * frame.shape[0] + 1.6), constrained_layout=True)
+    size = 6.5
+    if annot and frame.size:
+        widest = max(text_width(format(v, fmt), fontsize=size) for v in np.ravel(frame.to_numpy(dtype=float)))
+        # what the blocks leave: less the row labels, the y label, the colour bar and its label
+        cell = (width - 1.2 - max(text_width(str(i)) for i in frame.index)) / frame.shape[1]
+        size = float(np.clip(size * 0.9 * cell / max(widest, 1e-6), 4.5, 6.5))
+    sns.heatmap(frame, cmap="rocket_r", annot=annot, fmt=fmt, annot_kws={"fontsize": size},
                 cbar_kws={"label": cbar_label}, ax=ax)
     ax.set(xlabel="block", ylabel="configuration", title=title)
+    ticks = ax.get_xticklabels()
+    if ticks:  # a label on every block only when they fit side by side
+        widest = max(text_width(t.get_text(), fontsize=mpl.rcParams["xtick.labelsize"]) for t in ticks) + 0.04
+        every = int(np.ceil(widest * len(ticks) / (width - 1.2 - max(text_width(str(i)) for i in frame.index))))
+        for k, tick in enumerate(ticks):
+            tick.set_visible(k % max(every, 1) == 0)
     return fig
 
 
@@ -182,7 +226,7 @@ def plot_overlap_matrix(om, *, ax=None, title=None, annot=None, cbar=True):
     block-diagonal; small (≤ 6 classes) matrices are annotated.
     """
     if ax is None:
-        size = 3.6 if om.shape[0] <= 6 else 7.5
+        size = 3.6 if om.shape[0] <= 6 else TEXT_WIDTH - 0.8  # square, plus the colour bar
         fig, ax = plt.subplots(figsize=(size + 0.8, size), constrained_layout=True)
     else:
         fig = ax.figure
@@ -200,18 +244,19 @@ def plot_overlap_matrix(om, *, ax=None, title=None, annot=None, cbar=True):
     if title is None:
         title = (f"block {om.attrs.get('layer')} · mean off-diag {om.attrs.get('mean_offdiagonal', np.nan):.2f} "
                  f"(chance {om.attrs.get('chance', np.nan):.2f})")
-    ax.set_title(title, fontsize="medium")
+    ax.set_title(title)
     return fig
 
 
 def plot_overlap_matrices(matrices, *, title=""):
     """A row of overlap matrices (e.g. the 5 × 5 category matrix at four blocks), one colour scale."""
-    fig, axes = plt.subplots(1, len(matrices), figsize=(3.6 * len(matrices) + 0.8, 3.8), squeeze=False,
-                             constrained_layout=True)
-    for k, (ax, om) in enumerate(zip(axes[0], matrices)):
+    ncols = panel_grid(len(matrices))[1]
+    fig, axes = panels(len(matrices), panel_aspect=1.0, extra_height=SUPTITLE_HEIGHT if title else 0.0)
+    for k, (ax, om) in enumerate(zip(axes, matrices)):
         plot_overlap_matrix(om, ax=ax, cbar=k == len(matrices) - 1,
-                            title=f"block {om.attrs['layer']} · mean {om.attrs['mean_offdiagonal']:.2f}")
-        if k:
+                            title=wrap_text(f"block {om.attrs['layer']} · mean {om.attrs['mean_offdiagonal']:.2f}",
+                                            ncols))
+        if k % ncols:
             ax.set_yticklabels([])
-    fig.suptitle(title)
+    suptitle(fig, title)
     return fig

@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from .style import TEXT_WIDTH, text_width
+
 
 def to_display(images: np.ndarray) -> np.ndarray:
     """``(N, 3, H, W)`` in [-1, 1] -> ``(N, H, W, 3)`` in [0, 1]; display-ready input is returned clipped."""
@@ -35,14 +37,22 @@ def image_grid(
 
     Pixels are shown with nearest-neighbour interpolation: the organism's images are 32 px, and smoothing
     would hide exactly the pixel-level detail one wants to judge.
+
+    Each image is ``cell`` inches square, less when the row would be wider than the text column
+    (:data:`~subspacelens.viz.style.TEXT_WIDTH`): the grid is scaled down to fit it, never shown shrunk.
     """
     shown = to_display(images)
     nrows = int(np.ceil(len(shown) / ncols))
     if row_labels is not None and len(row_labels) != nrows:
         raise ValueError(f"row_labels has {len(row_labels)} entries for {nrows} rows")
-    label_width = 1.3 if row_labels is not None else 0.0
+    label_width = 0.0
+    if row_labels is not None:  # room for the longest row label
+        label_width = max((text_width(label, fontsize="small") for label in row_labels), default=0.0) + 0.15
+    cell = min(cell, (TEXT_WIDTH - label_width) / ncols)
+    # room above the images: a line of column labels, and the title above them (not on top of them)
+    head = max((0.3 if col_labels else 0.0) + (0.35 if title else 0.0), 0.05)
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(label_width + cell * ncols, 0.3 + cell * nrows), squeeze=False,
+        nrows, ncols, figsize=(label_width + cell * ncols, head + cell * nrows), squeeze=False,
         gridspec_kw={"wspace": 0.04, "hspace": 0.04},
     )
     for ax in axes.flat:
@@ -60,7 +70,7 @@ def image_grid(
     if title:
         fig.suptitle(title)
     fig.subplots_adjust(left=label_width / (label_width + cell * ncols) if row_labels is not None else 0.01,
-                        right=0.99, bottom=0.01, top=1 - 0.3 / (0.3 + cell * nrows))
+                        right=0.99, bottom=0.01, top=1 - head / (head + cell * nrows))
     return fig
 
 

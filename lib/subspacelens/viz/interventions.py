@@ -7,11 +7,19 @@ Inputs are the summaries of :func:`subspacelens.intervene.experiments.summarise`
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from .controls import depth_axis
-from .style import color
+from .style import (
+    SUPTITLE_HEIGHT,
+    color,
+    legend_below,
+    legend_height,
+    panel_grid,
+    panels,
+    suptitle,
+    wrap_text,
+)
 
 CONDITION_STYLES = {
     "none": {"color": color("trained"), "ls": ":", "label": "no edit"},
@@ -36,54 +44,77 @@ def _conditions(ax, summary, x, dim):
         _curve(ax, summary.sel({dim: condition}), x, **CONDITION_STYLES[str(condition)])
 
 
+def _legend_below(fig, axes, **kwargs):
+    """One legend under the figure: every distinct label of ``axes``, in order of appearance."""
+    entries = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    return legend_below(fig, list(entries.values()), list(entries), **kwargs)
+
+
+def _height(title, labels, **legend):
+    """Room for the suptitle (if any) and a legend of ``labels`` under the panels."""
+    return (SUPTITLE_HEIGHT if title else 0.0) + legend_height(list(dict.fromkeys(labels)), **legend)
+
+
+def _labels(*summaries, dim):
+    return [CONDITION_STYLES[str(c)]["label"] for s in summaries for c in s[dim].values]
+
+
 def plot_ablation_profile(accuracy, lens, *, relative_depth, title=""):
     """Left: accuracy per block under each ablation (``accuracy``: {panel title: summary over (condition,
     layer)}). Right: the lens' profiles (``lens``: {label: (DataArray over layer, colour name)})."""
-    fig, axes = plt.subplots(1, len(accuracy) + 1, figsize=(3.9 * (len(accuracy) + 1), 3.3), constrained_layout=True)
+    n = len(accuracy) + 1
+    ncols = panel_grid(n)[1]
+    fig, axes = panels(n, extra_height=_height(title, _labels(*accuracy.values(), dim="condition") + list(lens)))
     for ax, (name, summary) in zip(axes, accuracy.items()):
         _conditions(ax, summary, "layer", "condition")
-        ax.set_title(name, fontsize="medium")
+        ax.set_title(wrap_text(name, ncols))
         ax.set_xlabel("ablated block")
         ax.set_ylim(-0.03, 1.03)
         depth_axis(ax, summary["layer"].values, relative_depth(summary["layer"].values))
     axes[0].set_ylabel("fraction of images")
-    axes[0].legend(fontsize="x-small", loc="lower left")
     ax = axes[-1]
     for label, (curve, colour) in lens.items():
         values = curve.values / np.nanmax(np.abs(curve.values))
         ax.plot(curve["layer"].values, values, marker="o", ms=3, color=color(colour), label=label)
-    ax.set_title("the lens (scaled to max 1)", fontsize="medium")
+    ax.set_title(wrap_text("the lens (scaled to max 1)", ncols))
     ax.set_xlabel("block")
-    ax.legend(fontsize="x-small")
+    _legend_below(fig, axes)
     if title:
-        fig.suptitle(title)
+        suptitle(fig, title)
     return fig
 
 
 def plot_patching(switched, off_manifold, *, kinds, title=""):
     """Switch rate per block and condition for each kind of pair (``switched``: {kind: summary}), and the
     off-manifold score of the patched activations (``off_manifold``: summary over (condition, layer))."""
-    fig, axes = plt.subplots(1, len(kinds) + 1, figsize=(3.9 * (len(kinds) + 1), 3.3), constrained_layout=True)
+    n = len(kinds) + 1
+    ncols = panel_grid(n)[1]
+    labels = _labels(*(switched[kind] for kind in kinds), off_manifold, dim="condition")
+    fig, axes = panels(n, extra_height=_height(title, labels))
     for ax, kind in zip(axes, kinds):
         _conditions(ax, switched[kind], "layer", "condition")
-        ax.set_title(f"{kind}-category pairs", fontsize="medium")
+        ax.set_title(wrap_text(f"{kind}-category pairs", ncols))
         ax.set_ylim(-0.03, 1.03)
         ax.set_xlabel("patched block")
     axes[0].set_ylabel("switched to the source subject")
-    axes[0].legend(fontsize="x-small", loc="upper left")
     _conditions(axes[-1], off_manifold, "layer", "condition")
-    axes[-1].set_title("off-manifold score", fontsize="medium")
+    axes[-1].set_title(wrap_text("off-manifold score", ncols))
     axes[-1].set_xlabel("patched block")
     axes[-1].set_ylim(-0.03, 1.03)
+    _legend_below(fig, axes)
     if title:
-        fig.suptitle(title)
+        suptitle(fig, title)
     return fig
 
 
 def plot_steering(switched, off_manifold, *, natural_rate, title=""):
     """Switch rate and off-manifold score against steering strength, per direction (summaries over
     (direction, strength)); ``natural_rate`` marks the score of natural activations (1 − quantile)."""
-    fig, axes = plt.subplots(1, 2, figsize=(7.8, 3.3), constrained_layout=True)
+    labels = _labels(switched, off_manifold, dim="direction") + ["natural activations"]
+    fig, axes = panels(2, extra_height=_height(title, labels))
     for ax, summary, ylabel in ((axes[0], switched, "switched to the source subject"),
                                 (axes[1], off_manifold, "off-manifold score")):
         _conditions(ax, summary, "strength", "direction")
@@ -91,8 +122,7 @@ def plot_steering(switched, off_manifold, *, natural_rate, title=""):
         ax.set_ylabel(ylabel)
         ax.set_ylim(-0.03, 1.03)
     axes[1].axhline(natural_rate, color=color("reference"), lw=1, ls=":", label="natural activations")
-    axes[0].legend(fontsize="x-small", loc="upper left")
-    axes[1].legend(fontsize="x-small", loc="upper left")
+    _legend_below(fig, axes)
     if title:
-        fig.suptitle(title)
+        suptitle(fig, title)
     return fig

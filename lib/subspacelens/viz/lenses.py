@@ -9,18 +9,28 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from .images import image_grid
+from .style import TEXT_WIDTH, wrap_text
 
 
-def plot_factor_scores(tables: dict[str, pd.DataFrame], *, cbar_label: str, title: str = "", vmax: float = 1.0) -> Figure:
-    """One heatmap per table (rows: subspaces or latents, columns: factors), side by side, one colour scale."""
-    fig, axes = plt.subplots(1, len(tables), figsize=(3.2 * len(tables) + 0.8, 0.32 * max(len(t) for t in tables.values()) + 1.8),
-                             squeeze=False, constrained_layout=True)
-    for ax, (name, table) in zip(axes[0], tables.items()):
-        sns.heatmap(table.astype(float), vmin=0, vmax=vmax, cmap="rocket_r", annot=True, fmt=".2f",
-                    annot_kws={"fontsize": 6.5}, cbar=ax is axes[0, -1], cbar_kws={"label": cbar_label}, ax=ax)
-        ax.set(title=name, xlabel="factor", ylabel="")
-    if title:
-        fig.suptitle(title)
+def plot_factor_scores_by_block(blocks: dict[str, dict[str, pd.DataFrame]], *, cbar_label: str,
+                                vmax: float = 1.0) -> Figure:
+    """Probe scores of every lens at several blocks: a row of heatmaps per block (rows of a heatmap: the
+    lens's subspaces or latents; columns: the factors), the same lenses in the same columns, one colour
+    scale from 0 to ``vmax`` and one colour bar; the figure fills the text column."""
+    if not blocks or not all(blocks.values()):
+        raise ValueError("blocks: expected {block name: {lens name: table}} with at least one table each")
+    lenses = list(next(iter(blocks.values())))
+    heights = [0.32 * max(len(t) for t in tables.values()) + 1.2 for tables in blocks.values()]
+    fig, grid = plt.subplots(len(blocks), len(lenses), figsize=(TEXT_WIDTH, sum(heights)), squeeze=False,
+                             constrained_layout=True, gridspec_kw={"height_ratios": heights})
+    for row, (block, tables) in enumerate(blocks.items()):
+        for col, lens in enumerate(lenses):
+            ax = grid[row, col]
+            last = row == len(blocks) - 1 and col == len(lenses) - 1
+            sns.heatmap(tables[lens].astype(float), vmin=0, vmax=vmax, cmap="rocket_r", annot=True, fmt=".2f",
+                        annot_kws={"fontsize": 6.5}, cbar=last, cbar_kws={"label": cbar_label}, ax=ax)
+            ax.set(title=wrap_text(f"{block}: {lens}", len(lenses)),
+                   xlabel="factor" if row == len(blocks) - 1 else "", ylabel="")
     return fig
 
 

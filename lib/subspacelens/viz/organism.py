@@ -6,7 +6,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from subspacelens.viz.style import color
+from subspacelens.viz.style import (
+    color,
+    figure_size,
+    legend_below,
+    legend_height,
+    wrap_text,
+)
 
 
 def _smoothed(values: np.ndarray, window: int) -> np.ndarray:
@@ -19,7 +25,8 @@ def _smoothed(values: np.ndarray, window: int) -> np.ndarray:
 def plot_training_curves(log: dict, *, window: int = 50) -> Figure:
     """VAE and transformer loss per step (raw and moving average), from the saved training log."""
     stages = [("VAE (reconstruction + KL)", "vae_losses", "vae"), ("transformer (Min-SNR-weighted ε-MSE)", "losses", "transformer")]
-    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.4))
+    fig, axes = plt.subplots(1, 2, figsize=figure_size(2, extra_height=legend_height(["mean of 50"] * 2)),
+                             constrained_layout=True)
     for ax, (title, key, stage) in zip(axes, stages):
         y = np.asarray(log[key], dtype=float)
         ax.plot(np.arange(len(y)), y, color=color("random-init"), lw=0.6, label="per step")
@@ -28,8 +35,7 @@ def plot_training_curves(log: dict, *, window: int = 50) -> Figure:
         ax.set_yscale("log")
         ax.set_xlabel("optimisation step")
         seconds = log.get("wall_seconds", {}).get(stage)
-        ax.set_title(title + (f", {seconds / 60:.1f} min" if seconds else ""), fontsize="medium")
+        ax.set_title(wrap_text(title + (f", {seconds / 60:.1f} min" if seconds else ""), 2))
     axes[0].set_ylabel("loss")
-    axes[1].legend()
-    fig.tight_layout()
+    legend_below(fig, *axes[1].get_legend_handles_labels())
     return fig

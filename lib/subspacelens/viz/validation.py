@@ -13,7 +13,17 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from .style import color
+from .style import (
+    LEGEND_ROW_HEIGHT,
+    TEXT_WIDTH,
+    color,
+    figure_size,
+    legend_below,
+    legend_height,
+    panel_grid,
+    panels,
+    wrap_text,
+)
 
 __all__ = [
     "plot_delta_r_vs_angle",
@@ -47,11 +57,12 @@ def plot_delta_r_vs_angle(table: pd.DataFrame) -> Figure:
     ``null_high`` (the permutation null's mean and central interval). Left panel: R and R_c; right: ΔR
     against its null band.
     """
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), sharex=True)
+    legend = legend_height(["permuted labels (95% band)"] * 5)
+    fig, (left, right) = plt.subplots(1, 2, sharex=True, constrained_layout=True,
+                                      figsize=figure_size(2, extra_height=legend))
     left.plot(table["angle"], table["R"], "o-", color=color("trained"), label=r"$R$ (all samples)")
     left.plot(table["angle"], table["Rc"], "s--", color=color("fine"), label=r"$R_c$ (class average)")
     left.set(xlabel="planted principal angle θ (degrees)", ylabel="coding rate (nats)", title="Rates")
-    left.legend()
     right.fill_between(
         table["angle"], table["null_low"], table["null_high"], color=color("null"), alpha=0.3, lw=0,
         label="permuted labels (95% band)",
@@ -60,8 +71,9 @@ def plot_delta_r_vs_angle(table: pd.DataFrame) -> Figure:
     right.plot(table["angle"], table["delta_R"], "o-", color=color("coarse"), label=r"$\Delta R$ (true labels)")
     right.set(xlabel="planted principal angle θ (degrees)", ylabel=r"$\Delta R$ (nats)", title="Rate reduction")
     right.set_xticks(table["angle"])
-    right.legend()
-    fig.tight_layout()
+    handles, labels = left.get_legend_handles_labels()
+    more = right.get_legend_handles_labels()
+    legend_below(fig, handles + more[0], labels + more[1])
     return fig
 
 
@@ -71,7 +83,7 @@ def plot_overlap_recovery(table: pd.DataFrame) -> Figure:
     Columns: ``planted_cos2``, ``overlap`` (measured), ``basis`` (how the class bases were sized, the hue),
     ``chance`` (the metric's chance level for random subspaces of those sizes).
     """
-    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    fig, ax = plt.subplots(figsize=figure_size(panel_aspect=0.85))
     _identity_line(ax, 0.0, 1.0)
     sns.lineplot(data=table, x="planted_cos2", y="overlap", hue="basis", style="basis", markers=True,
                  palette=PAIR[: table["basis"].nunique()], ax=ax)
@@ -85,7 +97,7 @@ def plot_overlap_recovery(table: pd.DataFrame) -> Figure:
 
 def plot_overlap_matrix(matrix: np.ndarray, classes, *, title: str = "Subspace overlap") -> Figure:
     """Heatmap of one K×K overlap matrix, annotated, on a fixed [0, 1] colour scale."""
-    fig, ax = plt.subplots(figsize=(4.2, 3.6))
+    fig, ax = plt.subplots(figsize=figure_size(width=0.6 * TEXT_WIDTH, panel_aspect=0.85))
     labels = [str(c) for c in classes]
     sns.heatmap(
         np.asarray(matrix), vmin=0, vmax=1, cmap="mako_r", annot=True, fmt=".2f", square=True,
@@ -102,7 +114,7 @@ def plot_rank_recovery(table: pd.DataFrame, style: str = "noise") -> Figure:
     Columns: ``planted_rank``, ``value``, ``measure`` (hue: e.g. effective rank, participation ratio) and
     the column named by ``style`` (line style: e.g. the noise level). Log-log axes; dashed: measured = planted.
     """
-    fig, ax = plt.subplots(figsize=(6.0, 4.4))
+    fig, ax = plt.subplots(figsize=figure_size(width=TEXT_WIDTH, panel_aspect=0.65))
     _identity_line(ax, table["planted_rank"].min(), table["planted_rank"].max())
     sns.lineplot(data=table, x="planted_rank", y="value", hue="measure", style=style, markers=True,
                  palette=PAIR[: table["measure"].nunique()], ax=ax)
@@ -119,7 +131,7 @@ def plot_hoyer(table: pd.DataFrame) -> Figure:
     Columns: ``data`` (the code, one row of the plot), ``hoyer`` (one value per sample/column), ``kind``
     (``sparse`` or ``dense``: the colour).
     """
-    fig, ax = plt.subplots(figsize=(7.0, 0.55 * table["data"].nunique() + 1.2))
+    fig, ax = plt.subplots(figsize=(TEXT_WIDTH, 0.55 * table["data"].nunique() + 1.2))  # a row per data set
     palette = {"sparse": color("fine"), "dense": color("coarse")}
     sns.boxplot(data=table, x="hoyer", y="data", hue="kind", palette=palette, fliersize=0, width=0.6,
                 dodge=False, ax=ax)
@@ -137,7 +149,7 @@ def plot_isotropy(table: pd.DataFrame, alpha: float) -> Figure:
     Columns: ``data`` (one row of the plot), ``rejection_rate`` (one value per draw: several draws give
     a spread), ``structured`` (bool: the colour). The x axis is linear below α and logarithmic above.
     """
-    fig, ax = plt.subplots(figsize=(7.0, 0.5 * table["data"].nunique() + 1.2))
+    fig, ax = plt.subplots(figsize=(TEXT_WIDTH, 0.5 * table["data"].nunique() + 1.2))  # a row per data set
     palette = {False: color("reference"), True: color("coarse")}
     sns.stripplot(data=table, x="rejection_rate", y="data", hue="structured", palette=palette, size=6,
                   jitter=0.15, ax=ax)
@@ -160,10 +172,12 @@ def plot_finite_sample(table: pd.DataFrame, d: int) -> Figure:
     Columns: ``n_samples``, ``metric`` (one panel each), ``value``, ``variant`` (``raw``/``centred``: colour),
     ``data`` (line style, e.g. structured vs isotropic).
     """
+    nrows, ncols = panel_grid(table["metric"].nunique(), max_cols=2)
+    width, height = figure_size(ncols, nrows)
     grid = sns.relplot(
         data=table, x="n_samples", y="value", col="metric", hue="variant", style="data", kind="line",
-        markers=True, palette=VARIANT_COLORS, facet_kws={"sharey": False}, height=3.2, aspect=1.05,
-        col_wrap=2,
+        markers=True, palette=VARIANT_COLORS, facet_kws={"sharey": False}, height=height / nrows,
+        aspect=width / ncols / (height / nrows), col_wrap=2,
     )
     for ax in grid.axes.flat:
         ax.axvline(d, color=color("null"), ls="--", lw=1)
@@ -172,6 +186,12 @@ def plot_finite_sample(table: pd.DataFrame, d: int) -> Figure:
                 color=color("null"))
     grid.set_titles("{col_name}")
     grid.set_axis_labels("number of samples N", "")
+    # the legend under the panels, and the figure back to the text column's width (the legend seaborn
+    # puts on the right widens it)
+    n_entries = len(grid.legend.get_texts())
+    sns.move_legend(grid, "lower center", bbox_to_anchor=(0.5, 0), ncol=n_entries, frameon=False, title=None)
+    grid.figure.set_size_inches(width, height + LEGEND_ROW_HEIGHT + 0.1)
+    grid.figure.tight_layout(rect=(0, (LEGEND_ROW_HEIGHT + 0.1) / (height + LEGEND_ROW_HEIGHT + 0.1), 1, 1))
     return grid.figure
 
 
@@ -184,7 +204,8 @@ def plot_eps_curves(table: pd.DataFrame, eps: float) -> Figure:
     """
     wide = table.pivot_table(index="eps", columns="angle", values="delta_R")
     excess = (wide.sub(wide.iloc[:, 0], axis=0)).reset_index().melt(id_vars="eps", value_name="excess")
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.9), sharex=True)
+    fig, (left, right) = plt.subplots(1, 2, sharex=True, constrained_layout=True,  # room: legend and its title
+                                      figsize=figure_size(2, extra_height=2 * LEGEND_ROW_HEIGHT))
     sns.lineplot(data=table, x="eps", y="delta_R", hue="angle", palette=ANGLE_PALETTE, ax=left, legend=False)
     sns.lineplot(data=excess, x="eps", y="excess", hue="angle", palette=ANGLE_PALETTE, ax=right, legend="full")
     left.set(ylabel=r"$\Delta R$ (nats)", title=r"$\Delta R(\varepsilon)$")
@@ -194,8 +215,9 @@ def plot_eps_curves(table: pd.DataFrame, eps: float) -> Figure:
         ax.axvline(eps, color=color("null"), ls="--", lw=1)
         ax.text(eps, 1.0, f" ε = {eps:g}", transform=ax.get_xaxis_transform(), va="top", color=color("null"))
         ax.set(xscale="log", xlabel="coding precision ε")
-    right.legend(title="θ (degrees)", fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
+    handles, labels = right.get_legend_handles_labels()
+    right.get_legend().remove()
+    legend_below(fig, handles, labels, title="θ (degrees)", ncol=len(labels))
     return fig
 
 
@@ -205,7 +227,7 @@ def plot_scale_confound(table: pd.DataFrame, predicted_slope: float) -> Figure:
     Columns: ``c``, ``statistic`` (hue), ``delta_R``. The dashed line is the predicted asymptote
     ``ΔR(1) + predicted_slope · log c`` of the raw statistic.
     """
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    fig, ax = plt.subplots(figsize=figure_size(width=TEXT_WIDTH, panel_aspect=0.56))
     sns.lineplot(data=table, x="c", y="delta_R", hue="statistic", marker="o", ax=ax,
                  palette={"raw (absolute ε)": color("fine"), "scale-aware (ε × RMS norm)": color("coarse")})
     raw = table[table.statistic == "raw (absolute ε)"].set_index("c").delta_R
@@ -224,13 +246,14 @@ def plot_sample_size(curves: pd.DataFrame) -> Figure:
 
     Columns: ``per_class``, ``mean``, ``low``, ``high``, ``panel``.
     """
-    panels = list(dict.fromkeys(curves.panel))
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.2), squeeze=False)
-    for ax, panel in zip(axes[0], panels):
+    names = list(dict.fromkeys(curves.panel))
+    ncols = panel_grid(len(names))[1]
+    fig, axes = panels(len(names), panel_aspect=1.2)  # tall enough for the y label
+    for ax, panel in zip(axes, names):
         part = curves[curves.panel == panel]
         ax.plot(part.per_class, part["mean"], marker="o", color=color("fine"))
         ax.fill_between(part.per_class, part.low, part.high, color=color("fine"), alpha=0.25)
-        ax.set(title=panel, xlabel="images per class")
-    axes[0][0].set_ylabel("value (mean, 95 % of subsets)")
-    fig.tight_layout()
+        ax.set(title=wrap_text(panel, ncols), xlabel="images per class")
+    for ax in axes[::ncols]:
+        ax.set_ylabel("value (mean, 95 % of subsets)")
     return fig
