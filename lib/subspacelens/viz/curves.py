@@ -25,6 +25,7 @@ from .style import (
     figure_size,
     legend_below,
     legend_height,
+    merged_legend_below,
     panel_grid,
     panels,
     suptitle,
@@ -45,15 +46,6 @@ __all__ = [
 
 def _color(label, fallback=None):
     return color(label) if label in PALETTE else fallback
-
-
-def _merged_legend_below(fig, axes, **kwargs):
-    """One legend under the figure with every distinct label of ``axes`` (first handle of each label)."""
-    entries = {}
-    for ax in axes:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            entries.setdefault(label, handle)
-    return legend_below(fig, list(entries.values()), list(entries), **kwargs)
 
 
 def _shade_spans(ax, spans, label="blog (PixArt-α)"):
@@ -97,7 +89,7 @@ def plot_profile_pair(curves, *, ylabel, title="", blog_spans=None, blog_points=
     left.xaxis.set_major_locator(MaxNLocator(integer=True))
     left.set(xlabel="block", ylabel=ylabel)
     right.set(xlabel="relative depth (block / last block)", ylabel=f"{ylabel.split(' (')[0]} / max", xlim=(-0.03, 1.03))
-    _merged_legend_below(fig, (left, right))
+    merged_legend_below(fig, (left, right))
     suptitle(fig, title)
     return fig
 

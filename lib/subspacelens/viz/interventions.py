@@ -13,8 +13,8 @@ from .controls import depth_axis
 from .style import (
     SUPTITLE_HEIGHT,
     color,
-    legend_below,
     legend_height,
+    merged_legend_below,
     panel_grid,
     panels,
     suptitle,
@@ -42,15 +42,6 @@ def _curve(ax, summary, x, **style):
 def _conditions(ax, summary, x, dim):
     for condition in summary[dim].values:
         _curve(ax, summary.sel({dim: condition}), x, **CONDITION_STYLES[str(condition)])
-
-
-def _legend_below(fig, axes, **kwargs):
-    """One legend under the figure: every distinct label of ``axes``, in order of appearance."""
-    entries = {}
-    for ax in axes:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            entries.setdefault(label, handle)
-    return legend_below(fig, list(entries.values()), list(entries), **kwargs)
 
 
 def _height(title, labels, **legend):
@@ -81,7 +72,7 @@ def plot_ablation_profile(accuracy, lens, *, relative_depth, title=""):
         ax.plot(curve["layer"].values, values, marker="o", ms=3, color=color(colour), label=label)
     ax.set_title(wrap_text("the lens (scaled to max 1)", ncols))
     ax.set_xlabel("block")
-    _legend_below(fig, axes)
+    merged_legend_below(fig, axes)
     if title:
         suptitle(fig, title)
     return fig
@@ -104,7 +95,7 @@ def plot_patching(switched, off_manifold, *, kinds, title=""):
     axes[-1].set_title(wrap_text("off-manifold score", ncols))
     axes[-1].set_xlabel("patched block")
     axes[-1].set_ylim(-0.03, 1.03)
-    _legend_below(fig, axes)
+    merged_legend_below(fig, axes)
     if title:
         suptitle(fig, title)
     return fig
@@ -122,7 +113,7 @@ def plot_steering(switched, off_manifold, *, natural_rate, title=""):
         ax.set_ylabel(ylabel)
         ax.set_ylim(-0.03, 1.03)
     axes[1].axhline(natural_rate, color=color("reference"), lw=1, ls=":", label="natural activations")
-    _legend_below(fig, axes)
+    merged_legend_below(fig, axes)
     if title:
         suptitle(fig, title)
     return fig

@@ -139,6 +139,16 @@ def legend_below(fig, handles, labels, *, ncol=None, **kwargs):
     return fig.legend(handles, labels, loc="outside lower center", ncol=ncol, **kwargs)
 
 
+def merged_legend_below(fig, axes, **kwargs):
+    """One legend under the figure with every distinct label of ``axes``, in order of appearance (the first
+    handle of each label): for panels that share their series, a legend shown once."""
+    entries = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    return legend_below(fig, list(entries.values()), list(entries), **kwargs)
+
+
 def legend_height(labels, *, ncol=None, fontsize="small"):
     """Height (inches) :func:`legend_below` takes for ``labels``: what to add to ``extra_height``."""
     ncol = _legend_columns(labels, fontsize) if ncol is None else ncol
