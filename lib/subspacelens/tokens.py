@@ -113,7 +113,7 @@ def _label_codes(labels, sizes: dict[str, int]) -> tuple[np.ndarray, np.ndarray]
     return np.ascontiguousarray(grid.values), classes
 
 
-TASK_BYTES = 32 * 2**20
+TASK_BYTES = 16 * 2**20
 """Stored token bytes one task reads: enough storage chunks that a task's work dwarfs its scheduling
 (a task holds them once more in float64, 4× that for fp16 tokens)."""
 
@@ -144,14 +144,43 @@ def _group_moments(blocks, codes, n_classes, per_image, normalize):
     return _block_moments(np.concatenate(blocks, axis=-3), codes, n_classes, per_image, normalize)
 
 
-TREE_FAN_IN = 8
-"""Partial sums added at once by the reduction: a shallow tree keeps few partials (each K·(d+1)² float64) alive."""
+TREE_FAN_IN = 2
+"""Partial sums added at once when the running sums of :func:`token_moments` are combined."""
+
+CHAINS = 2
+"""Running sums the tasks of one slice feed in turn when no dask cluster is active (on a cluster: one per
+worker thread). Each task adds its tokens to the sum of the task before it in its chain, so at most this
+many partial sums (each K·(d+1)² float64, as large as a task's tokens at PixArt-α's width) are alive,
+however many tokens there are, and as many tasks run at once."""
+
+
+def _chain_count():
+    """One running sum per thread of the active dask cluster, :data:`CHAINS` without one."""
+    try:
+        from distributed import get_client
+
+        workers = get_client().scheduler_info()["workers"].values()
+        return max(1, sum(worker.get("nthreads", 1) for worker in workers))
+    except (ImportError, ValueError):  # no distributed, or no client: the local scheduler
+        return CHAINS
 
 
 def _add(*arrays):
     total = arrays[0].copy()
     for array in arrays[1:]:
         total += array
+    return total
+
+
+def _accumulate(total, blocks, codes, n_classes, normalize):
+    """``total`` (or nothing) plus the class moments of a run of chunks: one link of a running sum.
+
+    ``total`` is added to in place: the link before is its only producer and this link its only reader,
+    so no third partial sum is ever allocated."""
+    part = _group_moments(blocks, codes, n_classes, False, normalize)
+    if total is None:
+        return part
+    total += part
     return total
 
 
@@ -173,9 +202,9 @@ def token_moments(tokens: xr.DataArray, labels=None, *, per_image: bool = False,
     ``normalize``: scale each token to unit norm before it is added (``scale="unit"``).
 
     One dask task per run of consecutive storage chunks of samples (about :data:`TASK_BYTES` of stored
-    tokens, whole token grids, every feature), each adding its chunks into one float64 accumulator; the
-    tasks' partial sums are added :data:`TREE_FAN_IN` at a time. The graph runs on the active dask client,
-    if any. Returns dims ``(*batch, ["sample",] "class", "row", "col")`` with coords.
+    tokens, whole token grids, every feature); the tasks of a slice feed a few running sums (one per worker
+    thread, :data:`CHAINS` on the local scheduler), which are added at the end, so memory stays flat in the
+    number of tokens. The graph runs on the active dask client, if any. Returns dims ``(*batch, ["sample",] "class", "row", "col")`` with coords.
     """
     missing = [dim for dim in TOKEN_AXES if dim not in tokens.dims]
     if missing:
@@ -193,20 +222,21 @@ def token_moments(tokens: xr.DataArray, labels=None, *, per_image: bool = False,
         chunk_bytes *= max(data.chunks[axis])
     per_task = max(1, TASK_BYTES // max(1, chunk_bytes))
     groups = [range(g, min(g + per_task, blocks.shape[-1])) for g in range(0, blocks.shape[-1], per_task)]
-    partial = dask.delayed(_group_moments, pure=True)
+    per_image_part, link = dask.delayed(_group_moments, pure=True), dask.delayed(_accumulate, pure=True)
+    chain_count = _chain_count()
 
     def leaf(batch_index):
         shape = tuple(data.chunks[axis][i] for axis, i in enumerate(batch_index))
-        parts = []
-        for group in groups:
-            start, stop = sample_bounds[group[0]], sample_bounds[group[-1] + 1]
-            parts.append(partial([blocks[batch_index + (c,)] for c in group], codes[start:stop], classes.size,
-                                 per_image, normalize))
+        runs = [([blocks[batch_index + (c,)] for c in group],
+                 codes[sample_bounds[group[0]]:sample_bounds[group[-1] + 1]]) for group in groups]
         if per_image:
-            sizes = [sample_bounds[g[-1] + 1] - sample_bounds[g[0]] for g in groups]
-            return [da.from_delayed(part, shape=shape + (n, classes.size, d + 1, d + 1), dtype=np.float64)
-                    for part, n in zip(parts, sizes)]
-        return [da.from_delayed(_tree_sum(parts), shape=shape + (1, classes.size, d + 1, d + 1), dtype=np.float64)]
+            return [da.from_delayed(per_image_part(run, run_codes, classes.size, True, normalize),
+                                    shape=shape + (len(run_codes), classes.size, d + 1, d + 1), dtype=np.float64)
+                    for run, run_codes in runs]
+        chains = [None] * min(chain_count, len(runs))
+        for k, (run, run_codes) in enumerate(runs):
+            chains[k % len(chains)] = link(chains[k % len(chains)], run, run_codes, classes.size, normalize)
+        return [da.from_delayed(_tree_sum(chains), shape=shape + (1, classes.size, d + 1, d + 1), dtype=np.float64)]
 
     def nested(batch_index=()):
         if len(batch_index) == len(batch):  # the sample axis, then single blocks along class, row, col

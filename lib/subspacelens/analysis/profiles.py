@@ -148,7 +148,9 @@ def lift(ds, kernel, new_dims):
     """``kernel`` (a function of ``(..., d, N)`` float64 arrays) applied to every slice of ``ds.activations``.
 
     ``new_dims`` (``{name: size}``) are the trailing axes the kernel appends. Dask-backed caches are
-    processed chunk by chunk (``dask="parallelized"``).
+    processed chunk by chunk (``dask="parallelized"``, on the active scheduler) and the result is computed
+    here, once: every caller reads several fields of it, and a lazy result would run the kernels again
+    for each.
     """
     return xr.apply_ufunc(
         lambda array: kernel(np.asarray(array, dtype=np.float64)),
@@ -158,7 +160,7 @@ def lift(ds, kernel, new_dims):
         dask="parallelized",
         output_dtypes=[np.float64],
         dask_gufunc_kwargs={"output_sizes": dict(new_dims), "allow_rechunk": True},
-    )
+    ).compute()
 
 
 def profile(ds, metric, scheme=None, **kwargs):
