@@ -40,8 +40,9 @@ def open_dataset(cache, *, load=None):
 
     ``cache`` is a path to a zarr store (relative paths are taken from the repository root,
     :func:`subspacelens.paths.resolve`; opened with :func:`subspacelens.cache.open_cache`) or a Dataset
-    (returned as is). ``load=None`` loads the activations into memory when they fit in
-    ``IN_MEMORY_BYTES`` (the organism caches are tens of MB), so repeated profiles read no zarr chunks.
+    (returned as is: a caller who chunked it with dask gets its profiles computed chunk by chunk, in
+    parallel on the active scheduler). ``load=None`` loads a store's activations into memory when they fit
+    in ``IN_MEMORY_BYTES`` (the organism caches are tens of MB), so repeated profiles read no zarr chunks.
     """
     if isinstance(cache, xr.Dataset):
         ds = cache
@@ -54,7 +55,7 @@ def open_dataset(cache, *, load=None):
     if "activations" not in ds:
         raise ValueError("cache: the dataset has no 'activations' variable (see DESIGN.md)")
     if load is None:
-        load = ds["activations"].nbytes <= IN_MEMORY_BYTES
+        load = not isinstance(cache, xr.Dataset) and ds["activations"].nbytes <= IN_MEMORY_BYTES
     return ds.load() if load else ds
 
 
