@@ -136,8 +136,7 @@ def test_tasks_of_several_chunks_add_up_to_the_one_task_result(token_store, monk
     labels = position_labelling(lazy, "quadrants")
     whole = token_moments(token_grid(lazy), labels, per_image=per_image)  # every chunk in one task
     chunk_bytes = 5 * ds.sizes["token"] * ds.sizes["feature"] * 4
-    monkeypatch.setattr(tokens_module, "TREE_FAN_IN", 2)
-    for chunks_per_task in (1, 2):  # three tasks, a tree of depth 2; two tasks, one of them two chunks
+    for chunks_per_task in (1, 2):  # three tasks on two running sums; two tasks, one of them two chunks
         monkeypatch.setattr(tokens_module, "TASK_BYTES", chunks_per_task * chunk_bytes)
         grouped = token_moments(token_grid(lazy), labels, per_image=per_image)
         assert grouped.dims == whole.dims

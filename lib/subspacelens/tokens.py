@@ -144,9 +144,6 @@ def _group_moments(blocks, codes, n_classes, per_image, normalize):
     return _block_moments(np.concatenate(blocks, axis=-3), codes, n_classes, per_image, normalize)
 
 
-TREE_FAN_IN = 2
-"""Partial sums added at once when the running sums of :func:`token_moments` are combined."""
-
 CHAINS = 2
 """Running sums the tasks of one slice feed in turn when no dask cluster is active (on a cluster: one per
 worker thread). Each task adds its tokens to the sum of the task before it in its chain, so at most this
@@ -182,14 +179,6 @@ def _accumulate(total, blocks, codes, n_classes, normalize):
         return part
     total += part
     return total
-
-
-def _tree_sum(parts):
-    """Delayed sums of delayed arrays, :data:`TREE_FAN_IN` at a time: a reduction tree, no concatenation."""
-    while len(parts) > 1:
-        parts = [dask.delayed(_add)(*parts[i : i + TREE_FAN_IN]) if len(parts[i : i + TREE_FAN_IN]) > 1 else parts[i]
-                 for i in range(0, len(parts), TREE_FAN_IN)]
-    return parts[0]
 
 
 def token_moments(tokens: xr.DataArray, labels=None, *, per_image: bool = False, normalize: bool = False) -> xr.DataArray:
@@ -236,7 +225,8 @@ def token_moments(tokens: xr.DataArray, labels=None, *, per_image: bool = False,
         chains = [None] * min(chain_count, len(runs))
         for k, (run, run_codes) in enumerate(runs):
             chains[k % len(chains)] = link(chains[k % len(chains)], run, run_codes, classes.size, normalize)
-        return [da.from_delayed(_tree_sum(chains), shape=shape + (1, classes.size, d + 1, d + 1), dtype=np.float64)]
+        total = dask.delayed(_add)(*chains) if len(chains) > 1 else chains[0]
+        return [da.from_delayed(total, shape=shape + (1, classes.size, d + 1, d + 1), dtype=np.float64)]
 
     def nested(batch_index=()):
         if len(batch_index) == len(batch):  # the sample axis, then single blocks along class, row, col

@@ -20,11 +20,25 @@ import xarray as xr
 
 from .. import metrics
 from ..metrics._checks import as_positive_int
-from ..metrics.bootstrap import resampled_statistics
+from ..metrics.bootstrap import rate_statistics, resampled_statistics
 from ..metrics.labels import partition_labels
 from ..metrics.transforms import as_center, as_scale, prepare
-from ..stats import bootstrap_indices, centred_interval, check_level, percentile_interval
-from .access import LABELLED, METRICS, RATE_METRICS, labels_of, num_layers_total, open_dataset, relative_depth, select
+from ..stats import (
+    bootstrap_indices,
+    centred_interval,
+    check_level,
+    percentile_interval,
+)
+from .access import (
+    LABELLED,
+    METRICS,
+    RATE_METRICS,
+    labels_of,
+    num_layers_total,
+    open_dataset,
+    relative_depth,
+    select,
+)
 
 RESAMPLERS = ("cluster", "stratified")
 INTERVALS = ("centred", "percentile")
@@ -66,8 +80,8 @@ def evaluate(names, Z, labels, *, eps=0.5, center=None, scale=None, options=None
             out["R"] = {"value": metrics.coding_rate(Zp, eps)}
         else:
             rr = metrics.rate_reduction(Zp, labels, eps)
-            fields = {"R": rr.R, "Rc": rr.Rc, "delta_R": rr.delta_R, "Rc_over_R": rr.Rc / rr.R}
-            out.update({m: {"value": fields[m]} for m in rate_names})
+            values = rate_statistics(rr.R, rr.Rc, rate_names)
+            out.update({m: {"value": values[m]} for m in rate_names})
     for metric in names:
         if metric == "effective_rank":
             out[metric] = {"value": metrics.effective_rank(Zp)}

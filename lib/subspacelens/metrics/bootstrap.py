@@ -36,7 +36,15 @@ import numpy as np
 
 from ..stats.draws import bootstrap_indices
 from ..stats.intervals import percentile_interval
-from ._checks import as_eps, as_fraction, as_positive_int, as_samples, check_choice, check_level, check_n_boot
+from ._checks import (
+    as_eps,
+    as_fraction,
+    as_positive_int,
+    as_samples,
+    check_choice,
+    check_level,
+    check_n_boot,
+)
 from .coding_rate import rate_from_product
 from .gram import chunk_slices, gram, normalize_gram, principal_blocks, second_moment
 from .labels import partition_labels
@@ -62,6 +70,12 @@ class BootstrapCI:
     samples: np.ndarray
 
 
+def rate_statistics(R, Rc, statistics):
+    """``{statistic: array}`` for the rate ``statistics`` of a total rate ``R`` and a within-class rate ``Rc``."""
+    fields = {"R": R, "Rc": Rc, "delta_R": R - Rc, "Rc_over_R": Rc / R}
+    return {s: fields[s] for s in statistics}
+
+
 def label_statistics(G, total, partition, statistics, d, eps, rank, energy, columns=None):
     """``{statistic: array}`` of ``STATISTICS`` for samples partitioned by ``partition`` (laid out class by class).
 
@@ -78,8 +92,7 @@ def label_statistics(G, total, partition, statistics, d, eps, rank, energy, colu
         return out
     Rc = within_class_rate(columns, G, partition, class_rate_at(eps, d))
     R = total() if callable(total) else rate_from_product(total, d, partition.n_samples, eps)
-    fields = {"R": R, "Rc": Rc, "delta_R": R - Rc, "Rc_over_R": Rc / R}
-    out.update({s: fields[s] for s in rates})
+    out.update(rate_statistics(R, Rc, rates))
     return out
 
 
@@ -189,8 +202,7 @@ def resampled_rates(G, rows, layout, statistics, d, eps):
     class_eps = set_eps[..., None] if set_eps.ndim else set_eps  # broadcasts over each set's classes
     Rc = within_class_rate(None, G, layout, class_rate_at(class_eps, d), index=rows[:, layout.index])
     R = resampled_total_rate(G, rows, d, set_eps, stacked=False)
-    fields = {"R": R, "Rc": Rc, "delta_R": R - Rc, "Rc_over_R": Rc / R}
-    return {s: fields[s] for s in statistics}
+    return rate_statistics(R, Rc, statistics)
 
 
 def bootstrap_ci(
