@@ -58,9 +58,14 @@ def chromium():
             browser.close()
 
 
+LOAD_TIMEOUT_MS = 120_000
+"""How long a page may take to load and go network-idle."""
+
+
 def open_page(browser, base_url: str, page_path: str, *, width: int = 1280, height: int = 900):
     """A new browser page showing ``page_path`` (``book/intro``), loaded until the network is idle."""
     page = browser.new_page(viewport={"width": width, "height": height})
-    page.goto(f"{base_url}/{page_path}.html", wait_until="load")
-    page.wait_for_load_state("networkidle")
+    # generous: on a loaded 2-core machine a figure-heavy page can take longer than playwright's 30 s default
+    page.goto(f"{base_url}/{page_path}.html", wait_until="load", timeout=LOAD_TIMEOUT_MS)
+    page.wait_for_load_state("networkidle", timeout=LOAD_TIMEOUT_MS)
     return page
