@@ -11,9 +11,11 @@ import pytest
 import xarray as xr
 
 from subspacelens import metrics as m
+from subspacelens import cache as cache_module
 from subspacelens import tokens as tokens_module
+from subspacelens.metrics import moments as moments_module
 from subspacelens.cluster import dask_client
-from subspacelens.metrics.moments import ClassMoments
+from subspacelens.metrics.moments import ClassMoments, augmented_moments
 from subspacelens.tokens import (
     all_tokens_effective_rank,
     class_swap_profile,
@@ -127,6 +129,33 @@ def test_streamed_moments_equal_the_in_memory_moments_for_every_labelling(token_
                                        reference.augmented, rtol=1e-12, err_msg=name)
             profile = rate_reduction_profile(streamed).sel(token_layer=layer, token_step=5)
             np.testing.assert_allclose(profile.delta_R, m.rate_reduction(Z, flat_labels).delta_R, rtol=RTOL)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float16])
+def test_augmented_moments_over_several_blocks_are_the_sums_over_each_class(monkeypatch, dtype):
+    """Rows in blocks of 7 with unsorted codes and a class that has no rows: A_j sums [x;1][x;1]ᵀ over j's rows."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(60, 5)).astype(dtype)
+    codes = rng.choice([0, 1, 3], size=60).astype(np.int8)  # class 2 is empty
+    monkeypatch.setattr(moments_module, "BLOCK_ROWS", 7)
+    got = augmented_moments(X, codes, 4)
+    for j in range(4):
+        rows = np.c_[X[codes == j].astype(np.float64), np.ones((codes == j).sum())]
+        np.testing.assert_allclose(got[j], rows.T @ rows, rtol=1e-13, atol=0, err_msg=f"class {j}")
+    assert got[2].max() == 0.0
+
+
+def test_open_tokens_reads_whole_runs_of_storage_chunks(token_store, tmp_path, monkeypatch):
+    _, ds = token_store  # 12 samples in storage chunks of 5, at tmp_path / "tokens.zarr"
+    chunk_bytes = 5 * ds.sizes["token"] * ds.sizes["feature"] * 4
+    monkeypatch.setattr(cache_module, "TOKEN_READ_BYTES", 2 * chunk_bytes)
+    tokens = cache_module.open_tokens(tmp_path / "tokens.zarr")
+    assert tokens.chunks[tokens.get_axis_num("sample")] == (10, 2)
+    assert tokens.chunks[tokens.get_axis_num("token_layer")] == (1, 1)
+    np.testing.assert_array_equal(tokens.values, ds.tokens.values)
+    ds.drop_vars("tokens").to_zarr(tmp_path / "plain.zarr", zarr_format=2, consolidated=False)
+    with pytest.raises(ValueError, match="path: .*has no 'tokens' variable"):
+        cache_module.open_tokens(tmp_path / "plain.zarr")
 
 
 @pytest.mark.parametrize("per_image", [False, True])

@@ -40,6 +40,7 @@ import fcntl
 import hashlib
 import itertools
 import json
+import math
 import os
 import shutil
 import socket
@@ -68,6 +69,11 @@ DATA_VARS = ("activations", "tokens", "latents")
 _PROGRESS = "progress"
 #: target size of one ``tokens`` chunk: a few MB per read keeps a streamed pass near disk speed.
 TOKEN_CHUNK_BYTES = 8 * 2**20
+#: stored bytes of one dask chunk of ``tokens`` when a store is opened: a whole run of storage chunks, which
+#: one task reads in one zarr call. A chunk must divide the capture batch, so at the organism's width it
+#: holds 400 KB, and a dask worker spends longer scheduling and opening a task per chunk than the chunk's
+#: moments take to compute.
+TOKEN_READ_BYTES = 16 * 2**20
 _PACKAGES = ("subspacelens", "torch", "diffusers", "transformers", "numpy", "xarray", "zarr", "dask")
 
 
@@ -540,6 +546,19 @@ def cache_status(path: str | os.PathLike) -> dict:
     }
 
 
+def open_tokens(path: str | os.PathLike) -> xr.DataArray:
+    """The ``tokens`` variable of a store, lazily, in dask chunks of whole runs of its storage chunks along
+    ``sample`` (about :data:`TOKEN_READ_BYTES` each; every other dim chunked as stored)."""
+    stored = xr.open_zarr(str(path), consolidated=False, chunks={}, zarr_format=2)
+    if "tokens" not in stored.data_vars:
+        raise ValueError(f"path: the store at {path} has no 'tokens' variable")
+    tokens = stored["tokens"]
+    per_chunk = tokens.encoding["chunks"][tokens.get_axis_num("sample")]
+    chunk_bytes = math.prod(tokens.encoding["chunks"]) * tokens.dtype.itemsize
+    run = per_chunk * max(1, TOKEN_READ_BYTES // chunk_bytes)
+    return xr.open_zarr(str(path), consolidated=False, chunks={"sample": run}, zarr_format=2)["tokens"]
+
+
 def open_cache(path: str | os.PathLike, *, allow_incomplete: bool = False, verify_hashes: bool = False) -> xr.Dataset:
     """Open a cache lazily (dask-backed data; the small per-sample/step coords are loaded).
 
@@ -555,6 +574,8 @@ def open_cache(path: str | os.PathLike, *, allow_incomplete: bool = False, verif
     attrs = _read_attrs(path)
     report = verify_cache(path, hashes=verify_hashes)
     ds = xr.open_zarr(str(path), consolidated=False, chunks={}, zarr_format=2)
+    if "tokens" in ds.data_vars:
+        ds["tokens"] = open_tokens(path)
     small = [name for name in ds.coords if name not in ds.dims]
     ds = ds.assign_coords({name: ds[name].compute() for name in small})
     whole = bool(attrs.get("complete")) and attrs.get("num_shards") == 1 and report.ok

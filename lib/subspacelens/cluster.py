@@ -12,11 +12,17 @@ from __future__ import annotations
 
 import contextlib
 
+import dask
 from distributed import Client, LocalCluster
 
 from subspacelens.metrics._checks import as_positive_int
 
 CONNECT_TIMEOUT = "10s"
+#: Allocations below this size come from the heap of a local worker, not from fresh memory maps. dask's
+#: workers start with ``MALLOC_TRIM_THRESHOLD_`` set (freed memory goes back to the OS at once), which also
+#: pins glibc's mmap threshold at 128 KiB, so every chunk-sized array a task allocates is a new mapping whose
+#: pages fault in again: a worker read token chunks at half the speed of the process that started it.
+WORKER_MMAP_THRESHOLD = 32 * 2**20
 
 
 @contextlib.contextmanager
@@ -38,7 +44,8 @@ def dask_client(scheduler: str | None = None, *, n_workers: int = 2, threads_per
         return
     as_positive_int("n_workers", n_workers)
     as_positive_int("threads_per_worker", threads_per_worker)
-    with LocalCluster(
+    environ = {"distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": str(WORKER_MMAP_THRESHOLD)}
+    with dask.config.set(environ), LocalCluster(
         n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True, dashboard_address=None
     ) as cluster, Client(cluster) as client:
         yield client

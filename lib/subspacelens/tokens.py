@@ -94,7 +94,7 @@ def foreground_labelling(ds: xr.Dataset, threshold: float = 0.5) -> xr.DataArray
 def _label_codes(labels, sizes: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     """Integer class codes of shape (sample, token) and the sorted classes; lengths checked against ``sizes``."""
     if labels is None:
-        return np.zeros((sizes["sample"], sizes["token"]), dtype=np.intp), np.asarray(["all"])
+        return np.zeros((sizes["sample"], sizes["token"]), dtype=np.int8), np.asarray(["all"])
     if not isinstance(labels, xr.DataArray):
         values = np.asarray(labels)
         if values.ndim not in (1, 2):
@@ -110,7 +110,8 @@ def _label_codes(labels, sizes: dict[str, int]) -> tuple[np.ndarray, np.ndarray]
     classes, codes = np.unique(np.asarray(labels.values), return_inverse=True)
     codes = labels.copy(data=codes.reshape(labels.shape)).variable
     grid = codes.set_dims({"sample": sizes["sample"], "token": sizes["token"]}).transpose("sample", "token")
-    return np.ascontiguousarray(grid.values), classes
+    # the narrowest signed type: the codes travel inside the task graph, one per token
+    return np.ascontiguousarray(grid.values, dtype=np.min_scalar_type(-classes.size)), classes
 
 
 TASK_BYTES = 16 * 2**20
@@ -123,7 +124,7 @@ def _block_moments(block, codes, n_classes, per_image, normalize):
     batch_shape, (n_images, n_tokens, d) = block.shape[:-3], block.shape[-3:]
     out = np.empty(batch_shape + (n_images if per_image else 1, n_classes, d + 1, d + 1))
     for index in np.ndindex(batch_shape):
-        X = np.asarray(block[index])  # stored dtype: augmented_moments converts once, after sorting
+        X = np.asarray(block[index])  # stored dtype: augmented_moments converts it block by block
         if normalize:
             X = X.astype(np.float64)
             norms = np.linalg.norm(X, axis=-1, keepdims=True)
@@ -141,7 +142,8 @@ def _block_moments(block, codes, n_classes, per_image, normalize):
 def _group_moments(blocks, codes, n_classes, per_image, normalize):
     """:func:`_block_moments` of consecutive chunks of samples, as one block: per-class products over the
     whole run of chunks are large enough for BLAS to run near its peak."""
-    return _block_moments(np.concatenate(blocks, axis=-3), codes, n_classes, per_image, normalize)
+    block = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=-3)
+    return _block_moments(block, codes, n_classes, per_image, normalize)
 
 
 CHAINS = 2

@@ -75,30 +75,40 @@ class ClassMoments:
         return self.augmented[..., :-1, :-1]
 
 
+BLOCK_ROWS = 4096
+"""Rows handled at a time. They are copied (converted to float64, when stored narrower) into one reused
+buffer whose last column is 1 and put in class order there, so all a block touches stays in cache;
+converting or sorting a whole task's rows at once cost more than the products themselves."""
+
+
 def augmented_moments(X, codes, n_classes):
     r""":math:`A_j = \sum_{i: \mathrm{codes}_i = j} [x_i;1][x_i;1]^\top` for rows ``X`` (M, d), shape (K, d+1, d+1).
 
-    ``codes`` (M,) are integer class codes in ``[0, n_classes)``. ``X`` may be stored in a narrower dtype
-    (fp16 tokens): its rows are put in class order in that dtype and converted to float64 once, so each
-    class is a contiguous slice whose :math:`X_j^\top X_j` is one symmetric rank-k update (BLAS syrk,
-    which numpy calls for a product of a matrix with its own transpose) and whose sum is a column sum;
-    the work is one d×d product over all rows whatever K is, with no copy of the rows for the "1" column.
+    ``codes`` (M,) are integer class codes in ``[0, n_classes)``; ``X`` may be stored in a narrower dtype
+    (fp16 tokens). The rows go through a float64 buffer :math:`B = [X_b\;\mathbf 1]` of
+    :data:`BLOCK_ROWS` rows at a time, sorted by class inside the block, so each class's share
+    :math:`B_j` of the block adds :math:`B_j^\top B_j` to :math:`A_j` in one symmetric rank-k update (BLAS
+    syrk, which numpy calls for a product of a matrix with its own transpose): :math:`S_j`, :math:`s_j`
+    and :math:`n_j` at once. The work is one (d+1)×(d+1) product over all rows whatever K is.
     """
     X = np.asarray(X)
     codes = np.asarray(codes)
-    if codes.size > 1 and (np.diff(codes) < 0).any():
-        # numpy's stable sort of 16-bit integers is a radix sort: linear in the rows, several times faster
-        order = np.argsort(codes.astype(np.int16) if n_classes <= np.iinfo(np.int16).max else codes, kind="stable")
-        X, codes = X[order], codes[order]
-    X = X.astype(np.float64, copy=False)
-    bounds = np.searchsorted(codes, np.arange(n_classes + 1))
-    d = X.shape[1]
+    n_rows, d = X.shape
     out = np.zeros((n_classes, d + 1, d + 1))
-    for j in range(n_classes):
-        block = X[bounds[j] : bounds[j + 1]]
-        out[j, :d, :d] = block.T @ block
-        out[j, :d, d] = out[j, d, :d] = block.sum(axis=0)
-        out[j, d, d] = block.shape[0]
+    buffer = np.empty((min(BLOCK_ROWS, n_rows), d + 1))
+    buffer[:, d] = 1.0
+    for start in range(0, n_rows, BLOCK_ROWS):
+        rows, block_codes = X[start : start + BLOCK_ROWS], codes[start : start + BLOCK_ROWS]
+        if block_codes.size > 1 and (np.diff(block_codes) < 0).any():
+            # numpy's stable sort of 16-bit integers is a radix sort: linear in the rows
+            narrow = block_codes.astype(np.int16) if n_classes <= np.iinfo(np.int16).max else block_codes
+            order = np.argsort(narrow, kind="stable")
+            rows, block_codes = rows[order], block_codes[order]
+        buffer[: rows.shape[0], :d] = rows
+        bounds = np.searchsorted(block_codes, np.arange(n_classes + 1))
+        for j in np.flatnonzero(np.diff(bounds)):
+            block = buffer[bounds[j] : bounds[j + 1]]
+            out[j] += block.T @ block
     return out
 
 
