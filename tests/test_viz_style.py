@@ -131,6 +131,24 @@ def test_real_figures_fit_the_column(book_style):
     _check(grid)
 
 
+@pytest.mark.parametrize("ncols", [4, 8])
+def test_image_grid_column_labels_stay_above_their_own_column(book_style, ncols):
+    """Labels wider than the default cell widen it, or wrap at their spaces when the text column is full."""
+    labels = ["no edit", "category out", "subject out", "random out"] * (ncols // 4)
+    grid = images.image_grid(np.zeros((2 * ncols, 3, 8, 8)), ncols, row_labels=["lion", "mountain range"],
+                             col_labels=labels)
+    _check(grid)
+    renderer = grid.canvas.get_renderer()
+    top_row = grid.axes[:ncols]
+    boxes = [ax.xaxis.label.get_window_extent(renderer) for ax in top_row]
+    for left, right in zip(boxes, boxes[1:]):
+        assert left.x1 < right.x0, "two column labels overlap"
+    for ax, box in zip(top_row, boxes):
+        assert box.y0 >= ax.get_window_extent(renderer).y1 - 1, "a column label runs into its images"
+        assert box.y1 <= grid.bbox.y1, "a column label is cut off at the top"
+    assert any("\n" in ax.get_xlabel() for ax in top_row) == (ncols == 8)
+
+
 def test_many_panels_wrap_into_rows(book_style):
     fig = curves.plot_steps({"coarse": _profile(range(6))}, ylabel="ΔR (nats)")
     _check(fig)  # draws it, so the constrained layout has placed the panels

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from .style import TEXT_WIDTH, text_width
+from .style import TEXT_WIDTH, text_width, wrap_text
 
 
 def to_display(images: np.ndarray) -> np.ndarray:
@@ -33,13 +33,16 @@ def image_grid(
     title: str | None = None,
     cell: float = 0.55,
 ) -> Figure:
-    """Images laid out row-major in ``ncols`` columns, rows labelled on the left, columns on top.
+    """Images laid out row-major in ``ncols`` columns, rows labelled on the left, columns on top (both as
+    axis labels, in the same small type).
 
     Pixels are shown with nearest-neighbour interpolation: the organism's images are 32 px, and smoothing
     would hide exactly the pixel-level detail one wants to judge.
 
-    Each image is ``cell`` inches square, less when the row would be wider than the text column
-    (:data:`~subspacelens.viz.style.TEXT_WIDTH`): the grid is scaled down to fit it, never shown shrunk.
+    Each image is ``cell`` inches square, more when a column label is wider (so that labels never run into
+    each other), less when the row would be wider than the text column
+    (:data:`~subspacelens.viz.style.TEXT_WIDTH`): the grid is scaled down to fit it, never shown shrunk,
+    and the column labels wrap at their spaces.
     """
     shown = to_display(images)
     nrows = int(np.ceil(len(shown) / ncols))
@@ -48,9 +51,13 @@ def image_grid(
     label_width = 0.0
     if row_labels is not None:  # room for the longest row label
         label_width = max((text_width(label, fontsize="small") for label in row_labels), default=0.0) + 0.15
-    cell = min(cell, (TEXT_WIDTH - label_width) / ncols)
-    # room above the images: a line of column labels, and the title above them (not on top of them)
-    head = max((0.3 if col_labels else 0.0) + (0.35 if title else 0.0), 0.05)
+    if col_labels:  # a column label fits above its own column on one line (with wrap_text's 15 % spare) ...
+        cell = max(cell, max(text_width(label, fontsize="small") for label in col_labels) / 0.85)
+    cell = min(cell, (TEXT_WIDTH - label_width) / ncols)  # ... or, where the row would be too wide, wraps
+    col_labels = [wrap_text(label, fontsize="small", weight="normal", width=cell) for label in col_labels or []]
+    label_lines = max((label.count("\n") + 1 for label in col_labels), default=0)
+    # room above the images: the lines of column labels, and the title above them (not on top of them)
+    head = max((0.12 + 0.18 * label_lines if col_labels else 0.0) + (0.35 if title else 0.0), 0.05)
     fig, axes = plt.subplots(
         nrows, ncols, figsize=(label_width + cell * ncols, head + cell * nrows), squeeze=False,
         gridspec_kw={"wspace": 0.04, "hspace": 0.04},
@@ -65,8 +72,9 @@ def image_grid(
         ax.imshow(image, interpolation="nearest")
     for r, label in enumerate(row_labels or []):
         axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize="small")
-    for c, label in enumerate(col_labels or []):
-        axes[0, c].set_title(label, fontsize="small")
+    for c, label in enumerate(col_labels):  # axis labels on top, like the row labels on the left
+        axes[0, c].xaxis.set_label_position("top")
+        axes[0, c].set_xlabel(label, fontsize="small")
     if title:
         fig.suptitle(title)
     fig.subplots_adjust(left=label_width / (label_width + cell * ncols) if row_labels is not None else 0.01,
