@@ -3,8 +3,9 @@ r"""Per-token geometry from the token store, streamed: per-class moments as dask
 The cache's ``tokens`` variable (``sample, token_layer, token_step, branch, token, feature``; DESIGN.md)
 holds full token grids. At PixArt-α's scale they do not fit in memory, but every statistic of
 :mod:`subspacelens.metrics.moments` needs only per-class sums of :math:`[z;1][z;1]^\top`, so
-:func:`token_moments` maps each chunk of samples to its partial sums (float64) and adds them up (a dask
-tree reduction): memory is one chunk per worker plus the d×d accumulators, whatever the number of tokens.
+:func:`token_moments` maps each run of chunks of samples to its partial sums (float64) and adds them to a
+few running sums: memory is one task's tokens per worker plus the d×d accumulators, whatever the number
+of tokens.
 Run it inside :func:`subspacelens.cluster.dask_client` to spread the chunks over a cluster.
 
 A *labelling* gives every token a class: by its image (``image_labelling``: subject or category), by its
@@ -115,8 +116,9 @@ def _label_codes(labels, sizes: dict[str, int]) -> tuple[np.ndarray, np.ndarray]
 
 
 TASK_BYTES = 16 * 2**20
-"""Stored token bytes one task reads: enough storage chunks that a task's work dwarfs its scheduling
-(a task holds them once more in float64, 4× that for fp16 tokens)."""
+"""Stored token bytes one task reads: enough storage chunks that a task's work dwarfs its scheduling (a
+cache's ``tokens`` already open in dask chunks of this size, :func:`subspacelens.cache.open_tokens`). A
+task holds its tokens as stored, and converts them to float64 a block of rows at a time."""
 
 
 def _block_moments(block, codes, n_classes, per_image, normalize):
