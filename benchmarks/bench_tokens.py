@@ -37,6 +37,7 @@ for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 import dask.array as da  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
+from subspacelens.cache import open_tokens, token_chunk_samples  # noqa: E402
 
 MIN_FRACTION_OF_FLOOR = 0.5
 MAX_RSS_GROWTH = 0.10
@@ -54,8 +55,6 @@ print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_ma
 
 def write_store(path: Path, n_images: int, n_tokens: int, d: int) -> Path:
     """A token store of standard-normal fp16 tokens, chunked by sample like the cache's ``tokens``."""
-    from subspacelens.cache import token_chunk_samples
-
     per_chunk = token_chunk_samples(50, n_tokens * d * 2)
     values = da.random.default_rng(0).standard_normal((n_images, n_tokens, d), chunks=(per_chunk, n_tokens, d))
     ds = xr.Dataset({"tokens": (("sample", "token", "feature"), values.astype(np.float16))},
@@ -77,7 +76,6 @@ def gemm_floor(n_tokens: int, d: int) -> float:
 
 def streamed(path: Path, n_workers: int) -> float:
     """Tokens per second of ``token_moments`` (quadrant labels) on an ``n_workers`` local cluster."""
-    from subspacelens.cache import open_tokens
     from subspacelens.cluster import dask_client
     from subspacelens.tokens import position_labelling, token_moments
 
@@ -95,7 +93,6 @@ def streamed(path: Path, n_workers: int) -> float:
 def read_only(path: Path) -> float:
     """Tokens per second of reading the store alone (zarr chunks decompressed into fp16 arrays, no arithmetic)
     on a 1-worker cluster: the I/O ceiling any streamed statistic stays under."""
-    from subspacelens.cache import open_tokens
     from subspacelens.cluster import dask_client
 
     data = open_tokens(path).data

@@ -27,6 +27,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from subspacelens.cache import TOKEN_READ_BYTES
 from subspacelens.metrics import (
     ClassMoments,
     class_swap_null,
@@ -115,15 +116,15 @@ def _label_codes(labels, sizes: dict[str, int]) -> tuple[np.ndarray, np.ndarray]
     return np.ascontiguousarray(grid.values, dtype=np.min_scalar_type(-classes.size)), classes
 
 
-TASK_BYTES = 16 * 2**20
-"""Stored token bytes one task reads: enough storage chunks that a task's work dwarfs its scheduling (a
-cache's ``tokens`` already open in dask chunks of this size, :func:`subspacelens.cache.open_tokens`). A
-task holds its tokens as stored, and converts them to float64 a block of rows at a time."""
+TASK_BYTES = TOKEN_READ_BYTES
+"""Stored token bytes one task reads: enough storage chunks that a task's work dwarfs its scheduling (the
+size a cache's ``tokens`` open in, :func:`subspacelens.cache.open_tokens`, so there one dask chunk is one
+task). A task holds its tokens as stored, and converts them to float64 a block of rows at a time."""
 
 
 def _block_moments(block, codes, n_classes, per_image, normalize):
     """Augmented class moments of one chunk ``(*batch, c, T, d)``: ``(*batch, c or 1, K, d+1, d+1)``."""
-    batch_shape, (n_images, n_tokens, d) = block.shape[:-3], block.shape[-3:]
+    batch_shape, (n_images, _, d) = block.shape[:-3], block.shape[-3:]
     out = np.empty(batch_shape + (n_images if per_image else 1, n_classes, d + 1, d + 1))
     for index in np.ndindex(batch_shape):
         X = np.asarray(block[index])  # stored dtype: augmented_moments converts it block by block
