@@ -6,9 +6,11 @@ from __future__ import annotations
 from functools import partial
 
 import dask
+import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
+import zarr
 
 from subspacelens import metrics as m
 from subspacelens import cache as cache_module
@@ -156,6 +158,23 @@ def test_open_tokens_reads_whole_runs_of_storage_chunks(token_store, tmp_path, m
     ds.drop_vars("tokens").to_zarr(tmp_path / "plain.zarr", zarr_format=2, consolidated=False)
     with pytest.raises(ValueError, match="path: .*has no 'tokens' variable"):
         cache_module.open_tokens(tmp_path / "plain.zarr")
+
+
+def test_whole_chunk_reader_decodes_every_dask_chunk_itself_and_leaves_other_selections_to_zarr(token_store, tmp_path, monkeypatch):
+    _, ds = token_store  # 12 samples in storage chunks of 5 (the last one partial), one token layer a chunk
+    path = tmp_path / "tokens.zarr"
+    monkeypatch.setattr(cache_module, "TOKEN_READ_BYTES", 2 * 5 * ds.sizes["token"] * ds.sizes["feature"] * 4)
+    tokens = cache_module.open_tokens(path)
+    array = zarr.open_group(str(path), mode="r", zarr_format=2)["tokens"]
+    reader = cache_module.WholeChunkReader(array)
+    slices = da.core.slices_from_chunks(tokens.data.chunks)
+    assert len(slices) == 2 * 2 and all(reader._chunks(key) is not None for key in slices)
+    np.testing.assert_array_equal(tokens.values, ds.tokens.values)
+    assert reader._chunks((slice(3, 10),) + (slice(None),) * 4) is None  # not whole chunks: zarr's read
+    np.testing.assert_array_equal(reader[3:10], ds.tokens.values[3:10])
+    (path / "tokens" / array.metadata.encode_chunk_key((1, 1, 0, 0, 0))).unlink()  # a chunk never written
+    gap = cache_module.open_tokens(path).values
+    assert np.isnan(gap[5:10, 1]).all() and np.array_equal(gap[5:10, 0], ds.tokens.values[5:10, 0])
 
 
 @pytest.mark.parametrize("per_image", [False, True])
