@@ -61,11 +61,20 @@ def chromium():
 LOAD_TIMEOUT_MS = 120_000
 """How long a page may take to load and go network-idle."""
 
+TYPESET = """async () => {
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
+  await document.fonts.ready;
+}"""
+"""Resolves once MathJax (if the page loads it) has typeset the page and every font it uses has loaded."""
+
 
 def open_page(browser, base_url: str, page_path: str, *, width: int = 1280, height: int = 900):
-    """A new browser page showing ``page_path`` (``book/intro``), loaded until the network is idle."""
+    """A new browser page showing ``page_path`` (``book/intro``), loaded until the network is idle, its math
+    typeset and its fonts in (what a reader sees: until then math is raw TeX and text in a fallback font,
+    both wider)."""
     page = browser.new_page(viewport={"width": width, "height": height})
     # generous: on a loaded 2-core machine a figure-heavy page can take longer than playwright's 30 s default
     page.goto(f"{base_url}/{page_path}.html", wait_until="load", timeout=LOAD_TIMEOUT_MS)
     page.wait_for_load_state("networkidle", timeout=LOAD_TIMEOUT_MS)
+    page.evaluate(TYPESET)
     return page
