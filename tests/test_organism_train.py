@@ -54,3 +54,70 @@ def test_min_snr_weight_keeps_noisy_steps_and_damps_clean_ones():
     w = _min_snr_weight(alpha_bar, 5.0)
     assert w[0] == 1.0 and w[1] == 1.0 and w[2] < 0.1
     assert torch.equal(_min_snr_weight(alpha_bar, None), torch.ones(3))
+
+
+def test_train_config_round_trip_and_defaults_unchanged():
+    from subspacelens.organism.train import TrainConfig
+
+    cfg = TrainConfig(hierarchy="nested", ema_decay=0.999, timestep_sampling="logit-normal", logit_mean=0.3)
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    default = TrainConfig()
+    assert (default.hierarchy, default.ema_decay, default.timestep_sampling) == ("factorial", None, "uniform")
+    assert (default.lr, default.batch_size, default.warmup_steps, default.snr_gamma) == (1e-3, 32, 100, 5.0)
+
+
+def test_timestep_sampling_uniform_is_the_old_draw_and_logit_normal_favours_mid_noise():
+    from subspacelens.organism.train import TrainConfig, sample_timesteps
+
+    t = sample_timesteps(64, 1000, TrainConfig(), torch.Generator().manual_seed(0))
+    assert torch.equal(t, torch.randint(0, 1000, (64,), generator=torch.Generator().manual_seed(0)))
+    ln = sample_timesteps(20000, 1000, TrainConfig(timestep_sampling="logit-normal"), torch.Generator().manual_seed(0))
+    assert ln.min() >= 0 and ln.max() <= 999
+    assert ((ln > 250) & (ln < 750)).float().mean() > 0.6
+    with pytest.raises(ValueError, match="timestep_sampling"):
+        sample_timesteps(2, 1000, TrainConfig(timestep_sampling="cubic"), torch.Generator())
+
+
+def test_ema_tracks_and_is_what_training_leaves_in_the_model(tmp_path):
+    from subspacelens.organism.train import EMA
+
+    p = torch.nn.Parameter(torch.zeros(3))
+    ema = EMA([p], decay=0.9)
+    with torch.no_grad():
+        p.fill_(1.0)
+    ema.update()  # warm-up: decay min(0.9, 1/10) = 0.1
+    torch.testing.assert_close(ema.shadow[0], torch.full((3,), 0.9))
+    ema.copy_to()
+    torch.testing.assert_close(p.detach(), torch.full((3,), 0.9))
+
+    cfg = TrainConfig(**(SMOKE.to_dict() | {"ema_decay": 0.99, "hierarchy": "nested", "steps": 3}))
+    record = train_organism(tmp_path, OrganismConfig.tiny(), cfg, seed=0, log=None)
+    assert record["train_config"]["ema_decay"] == 0.99 and len(record["losses"]) == 3
+
+    # the model ends holding the EMA (not the last raw) weights
+    from subspacelens.organism.build import build_pipeline
+    from subspacelens.organism.train import encode_captions, train_transformer
+
+    pipe = build_pipeline(OrganismConfig.tiny(), seed=0)
+    captions = encode_captions(pipe, ["a lion", "a tiger"], 16)
+    null = encode_captions(pipe, [""], 16)
+    latents = torch.randn(8, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    seen = {}
+
+    def grab(step, ema):
+        seen["raw"] = [p.detach().clone() for p in pipe.transformer.parameters() if p.requires_grad]
+        seen["ema"] = [s.clone() for s in ema.shadow]
+
+    cfg = TrainConfig(steps=3, batch_size=4, warmup_steps=1, ema_decay=0.5)
+    train_transformer(pipe, latents, torch.tensor([0, 1] * 4), captions, null, cfg, seed=0, on_step=grab)
+    final = [p.detach() for p in pipe.transformer.parameters() if p.requires_grad]
+    assert all(torch.equal(f, e) for f, e in zip(final, seen["ema"]))
+    assert not all(torch.equal(f, r) for f, r in zip(final, seen["raw"]))
+
+
+def test_snr_floor_raises_the_high_noise_weight_only():
+    alpha_bar = torch.tensor([1e-4, 0.1, 0.5, 0.99])
+    snr = alpha_bar / (1 - alpha_bar)
+    w = _min_snr_weight(alpha_bar, 5.0, floor=1.0)
+    torch.testing.assert_close(w[:2], 1 / snr[:2])  # x0-space weight 1 below SNR 1
+    torch.testing.assert_close(w[2:], _min_snr_weight(alpha_bar, 5.0)[2:])

@@ -55,10 +55,21 @@ class TrainConfig:
     grad_clip: float = 1.0
     p_uncond: float = 0.1  # classifier-free-guidance caption dropout
     snr_gamma: float | None = 5.0  # Min-SNR-γ loss weighting (Hang et al. 2023); None: the plain ε-MSE
+    snr_floor: float | None = None  # x0-space weight clamp(SNR, floor, γ): 1.0 ~ v-loss at high noise; None: off
     images_per_subject: int = 400
+    hierarchy: str = "factorial"  # the procedural data set: images.HIERARCHIES
+    ema_decay: float | None = None  # None: no EMA; else the EMA of the weights (with warm-up) is what is saved
+    timestep_sampling: str = "uniform"  # or "logit-normal": t / T = sigmoid(N(logit_mean, logit_std)), as SD3
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        """Inverse of ``to_dict``; keys a newer config added take their defaults (old logs load)."""
+        return cls(**d)
 
 
 def _schedule(step: int, total: int, warmup: int) -> float:
@@ -73,6 +84,35 @@ def _optimiser(params, lr: float, weight_decay: float, steps: int, warmup: int):
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, steps, warmup))
     return opt, sched
+
+
+def sample_timesteps(b: int, T: int, cfg: TrainConfig, generator: torch.Generator) -> torch.Tensor:
+    """``b`` training timesteps in ``[0, T)``: uniform (DDPM), or logit-normal (SD3's density, mid-noise heavy)."""
+    if cfg.timestep_sampling == "uniform":
+        return torch.randint(0, T, (b,), generator=generator)
+    if cfg.timestep_sampling == "logit-normal":
+        u = torch.sigmoid(cfg.logit_mean + cfg.logit_std * torch.randn(b, generator=generator))
+        return (u * T).long().clamp(0, T - 1)
+    raise ValueError(f"unknown timestep_sampling {cfg.timestep_sampling!r}; known: 'uniform', 'logit-normal'")
+
+
+class EMA:
+    """Exponential moving average of parameters, ``decay`` warmed up as ``min(decay, (1 + n) / (10 + n))``."""
+
+    def __init__(self, params: list[torch.nn.Parameter], decay: float) -> None:
+        self.params, self.decay, self.n = params, decay, 0
+        self.shadow = [p.detach().clone() for p in params]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        d = min(self.decay, (1 + self.n) / (10 + self.n))
+        self.n += 1
+        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1 - d)
+
+    @torch.no_grad()
+    def copy_to(self, params: list[torch.nn.Parameter] | None = None) -> None:
+        for p, s in zip(params or self.params, self.shadow):
+            p.copy_(s)
 
 
 def _batches(n: int, batch_size: int, steps: int, generator: torch.Generator):
@@ -163,11 +203,14 @@ def train_transformer(
     cfg: TrainConfig,
     seed: int,
     log: Logger | None = None,
+    on_step: Callable[[int, EMA | None], None] | None = None,
 ) -> list[float]:
     """DDPM epsilon-prediction training of ``pipe.transformer`` on scaled ``latents``; returns loss per step.
 
     ``caption_index[i]`` picks the row of ``captions`` (embeddings, mask) that belongs to latent ``i``;
     with probability ``cfg.p_uncond`` a sample gets ``null_caption`` (the embedding of ``""``) instead.
+    With ``cfg.ema_decay`` the model ends holding the EMA weights. ``on_step(step, ema)`` is called after each
+    optimiser step (for snapshots); the model is in train mode and holds the raw weights then.
     """
     model = pipe.transformer
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
@@ -179,13 +222,14 @@ def train_transformer(
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt, sched = _optimiser(params, cfg.lr, cfg.weight_decay, cfg.steps, cfg.warmup_steps)
+    ema = EMA(params, cfg.ema_decay) if cfg.ema_decay is not None else None
     no_cond = {"resolution": None, "aspect_ratio": None}
     losses = []
     for step, idx in enumerate(_batches(len(latents), cfg.batch_size, cfg.steps, gen)):
         x0 = latents[idx]
         b = len(idx)
         noise = torch.randn(x0.shape, generator=gen)
-        t = torch.randint(0, T, (b,), generator=gen)
+        t = sample_timesteps(b, T, cfg, gen)
         a = alphas_cumprod[t].view(b, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
         drop = (torch.rand(b, generator=gen) < cfg.p_uncond).view(b, 1, 1)
@@ -194,30 +238,44 @@ def train_transformer(
         pred = model(xt, encoder_hidden_states=e, encoder_attention_mask=m, timestep=t,
                      added_cond_kwargs=no_cond, return_dict=False)[0]
         per_sample = F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
-        loss = (per_sample * _min_snr_weight(a.view(b), cfg.snr_gamma)).mean()
+        loss = (per_sample * _min_snr_weight(a.view(b), cfg.snr_gamma, cfg.snr_floor)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
         sched.step()
+        if ema is not None:
+            ema.update()
         losses.append(loss.item())
         if log and (step % 50 == 0 or step == cfg.steps - 1):
             log(f"transformer step {step:5d} loss {loss.item():.4f}")
+        if on_step is not None:
+            on_step(step, ema)
+    if ema is not None:
+        ema.copy_to()
     model.eval()
     return losses
 
 
-def _min_snr_weight(alpha_bar: torch.Tensor, gamma: float | None) -> torch.Tensor:
+def _min_snr_weight(alpha_bar: torch.Tensor, gamma: float | None, floor: float | None = None) -> torch.Tensor:
     """Min-SNR-γ weights for ε-prediction, ``min(SNR, γ) / SNR`` with ``SNR = ᾱ / (1 - ᾱ)``.
 
     The plain ε-MSE spends most of its gradient on nearly clean inputs; a short run then never learns the
     high-noise steps that fix an image's colours and layout (its first sampling steps). The weights keep
     the ε objective and its optimum, and only shift effort towards noisy timesteps.
+
+    In x0 terms the ε-MSE weighs an x0 error by SNR, so at high noise (SNR ≪ 1, where a sample's layout is
+    decided) what the caption says barely enters the loss. ``floor`` raises that x0-space weight to
+    ``clamp(SNR, floor, γ)`` (ε-space ``clamp(SNR, floor, γ) / SNR``); ``floor = 1`` is about the v-prediction loss
+    (x0 weight SNR + 1) at high noise.
     """
-    if gamma is None:
-        return torch.ones_like(alpha_bar)
     snr = alpha_bar / (1 - alpha_bar)
-    return snr.clamp(max=gamma) / snr
+    if gamma is None and floor is None:
+        return torch.ones_like(alpha_bar)
+    w = snr if gamma is None else snr.clamp(max=gamma)
+    if floor is not None:
+        w = w.clamp(min=floor) if gamma is None else torch.maximum(w, torch.full_like(w, floor))
+    return w / snr
 
 
 class Stopwatch:
@@ -309,7 +367,8 @@ def train_organism(
         with watch("total"):
             pipe = build_pipeline(config, seed=seed)
             with watch("data"):
-                data = make_image_set(range(train_cfg.images_per_subject), size=config.image_size)
+                data = make_image_set(range(train_cfg.images_per_subject), size=config.image_size,
+                                      hierarchy=train_cfg.hierarchy)
             with watch("vae"):
                 vae_losses = train_vae(pipe.vae, data.images, train_cfg, seed=seed, log=log)
             with watch("latents"):
