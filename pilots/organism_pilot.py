@@ -30,7 +30,8 @@ from subspacelens.organism import evaluate as ev
 from subspacelens.organism.build import OrganismConfig, build_pipeline
 from subspacelens.organism.images import make_image_set, traits
 from subspacelens.organism.train import (
-    TrainConfig, encode_captions, encode_latents, standardise_latents, subject_prompts, train_transformer, train_vae,
+    PREDICTIONS, TrainConfig, encode_captions, encode_latents, prediction_target, standardise_latents, subject_prompts,
+    train_transformer, train_vae, use_prediction,
 )
 from subspacelens.prompts import load_prompt_set
 
@@ -67,8 +68,9 @@ def get_vae_and_latents(pipe, config, tcfg, log):
 
 
 @torch.no_grad()
-def diffusion_classifier(pipe, latents, truth_idx, captions, timesteps=(200, 400, 600, 800), seed=0):
-    """Per image, the caption index with the lowest summed ε-MSE over ``timesteps`` (same noise for all prompts)."""
+def diffusion_classifier(pipe, latents, truth_idx, captions, prediction, timesteps=(200, 400, 600, 800), seed=0):
+    """Per image, the caption index with the lowest summed MSE of the model's target (``prediction``) over
+    ``timesteps`` (same noise for all prompts)."""
     model = pipe.transformer
     sched = DDPMScheduler.from_config(pipe.scheduler.config)
     ac = sched.alphas_cumprod
@@ -85,7 +87,7 @@ def diffusion_classifier(pipe, latents, truth_idx, captions, timesteps=(200, 400
             xt = (a.sqrt() * x0 + (1 - a).sqrt() * noise).expand(k, -1, -1, -1)
             pred = model(xt, encoder_hidden_states=embeds, encoder_attention_mask=mask,
                          timestep=torch.full((k,), t), added_cond_kwargs=no_cond, return_dict=False)[0]
-            per_t[j, i] = ((pred - noise) ** 2).mean(dim=(1, 2, 3))
+            per_t[j, i] = ((pred - prediction_target(x0, noise, a, prediction)) ** 2).mean(dim=(1, 2, 3))
             scores[i] += per_t[j, i]
     pred_idx = scores.argmin(dim=1)
     by_t = {int(t): float((per_t[j].argmin(dim=1) == truth_idx).float().mean()) for j, t in enumerate(timesteps)}
@@ -125,6 +127,7 @@ def main() -> None:
     ap.add_argument("--images-per-subject", type=int, default=400)
     ap.add_argument("--eval-seeds", type=int, default=8)
     ap.add_argument("--dc-images", type=int, default=100)
+    ap.add_argument("--prediction", default="epsilon", choices=PREDICTIONS)
     ap.add_argument("--snapshots", default="", help="comma-separated steps to evaluate (CFG 4.5, 4 seeds)")
     ap.add_argument("--scale-range", default=None, help="nested object radius range, e.g. 0.32,0.40")
     ap.add_argument("--centre-range", default=None, help="nested object centre range, e.g. 0.42,0.58")
@@ -146,8 +149,10 @@ def main() -> None:
                        ema_decay=args.ema, timestep_sampling=args.ts, logit_mean=args.logit_mean,
                        logit_std=args.logit_std, snr_gamma=None if args.snr == "none" else float(args.snr),
                        snr_floor=args.snr_floor,
-                       p_uncond=args.p_uncond, images_per_subject=args.images_per_subject, hierarchy=args.hierarchy)
+                       p_uncond=args.p_uncond, prediction=args.prediction,
+                       images_per_subject=args.images_per_subject, hierarchy=args.hierarchy)
     pipe = build_pipeline(config, seed=0)
+    use_prediction(pipe, args.prediction)
     data, latents, vae_cached, vae_cpu = get_vae_and_latents(pipe, config, tcfg, log)
     prompts = subject_prompts()
     subjects = list(prompts)
@@ -221,7 +226,7 @@ def main() -> None:
     held = make_image_set(range(10000, 10000 + max(1, args.dc_images // 25)), hierarchy=args.hierarchy)
     held_lat = encode_latents(pipe.vae, held.images) * pipe.vae.config.scaling_factor
     truth_idx = torch.tensor([subjects.index(s) for s in held.subjects])
-    dc_acc, dc_pred, dc_by_t = diffusion_classifier(pipe, held_lat, truth_idx, captions,
+    dc_acc, dc_pred, dc_by_t = diffusion_classifier(pipe, held_lat, truth_idx, captions, args.prediction,
                                                     timesteps=(100, 300, 500, 700, 900))
     dc_cat = float(np.mean([category_of[subjects[i]] == category_of[s] for i, s in zip(dc_pred.tolist(), held.subjects)]))
     dc_cpu = cpu() - t0

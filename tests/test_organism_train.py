@@ -11,7 +11,10 @@ from diffusers import DiffusionPipeline
 from safetensors import safe_open
 
 from subspacelens.organism.build import OrganismConfig
-from subspacelens.organism.train import LOG_NAME, TrainConfig, _min_snr_weight, _schedule, train_organism
+from subspacelens.organism.build import build_pipeline
+from subspacelens.organism.train import (
+    LOG_NAME, TrainConfig, _min_snr_weight, _schedule, loss_weight, prediction_target, train_organism, use_prediction,
+)
 
 SMOKE = TrainConfig(vae_steps=2, vae_batch_size=8, steps=2, batch_size=8, warmup_steps=1, images_per_subject=2)
 
@@ -121,3 +124,32 @@ def test_snr_floor_raises_the_high_noise_weight_only():
     w = _min_snr_weight(alpha_bar, 5.0, floor=1.0)
     torch.testing.assert_close(w[:2], 1 / snr[:2])  # x0-space weight 1 below SNR 1
     torch.testing.assert_close(w[2:], _min_snr_weight(alpha_bar, 5.0)[2:])
+
+
+def test_a_v_prediction_target_is_what_the_sampler_turns_back_into_the_clean_latents():
+    """The velocity the transformer learns is the one DPM-Solver++ reads: converting it back at x_t gives x0."""
+    pipe = build_pipeline(OrganismConfig.tiny())
+    use_prediction(pipe, "v_prediction")
+    scheduler = pipe.scheduler
+    assert scheduler.config.prediction_type == "v_prediction"
+    gen = torch.Generator().manual_seed(0)
+    x0, noise = torch.randn(2, 4, 8, 8, generator=gen), torch.randn(2, 4, 8, 8, generator=gen)
+    scheduler.set_timesteps(20)
+    t = scheduler.timesteps[3]
+    alpha_bar = scheduler.alphas_cumprod[t]
+    xt = alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise
+    scheduler._step_index = 3  # convert_model_output reads the sigma of the current step
+    recovered = scheduler.convert_model_output(prediction_target(x0, noise, alpha_bar, "v_prediction"), sample=xt)
+    torch.testing.assert_close(recovered, x0, rtol=1e-4, atol=1e-4)
+    assert torch.equal(prediction_target(x0, noise, alpha_bar, "epsilon"), noise)
+    with pytest.raises(ValueError, match="prediction: unknown 'x0'"):
+        use_prediction(pipe, "x0")
+
+
+def test_v_loss_weight_is_min_snr_over_snr_plus_one_and_epsilon_keeps_its_weight():
+    alpha_bar = torch.tensor([0.999, 0.5, 1e-4])
+    snr = alpha_bar / (1 - alpha_bar)
+    v = loss_weight(alpha_bar, TrainConfig(prediction="v_prediction", snr_gamma=5.0))
+    torch.testing.assert_close(v, snr.clamp(max=5.0) / (snr + 1))
+    torch.testing.assert_close(loss_weight(alpha_bar, TrainConfig()), _min_snr_weight(alpha_bar, 5.0))
+    assert v[2] < 1e-3 and v[1] == pytest.approx(0.5)  # x0 weight min(SNR, γ), as for ε: only the output differs

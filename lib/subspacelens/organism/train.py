@@ -7,7 +7,8 @@ The recipe is PixArt-α's, shrunk:
 * the **VAE** is trained first (reconstruction + a small KL term, as in latent diffusion) and then frozen;
   its latents are standardised per channel (folded into its 1×1 quant convs, see ``standardise_latents``), the
   per-channel version of setting ``scaling_factor`` to ``1 / std`` as SD/PixArt's 0.18215 was chosen;
-* the **transformer** is trained with the standard DDPM epsilon objective (Min-SNR-γ weighted) under the pipeline's own
+* the **transformer** is trained with the standard DDPM epsilon objective (or, with ``prediction="v_prediction"``, the
+  velocity, and the sampler told so; Min-SNR-γ weighted either way) under the pipeline's own
   noise schedule (``DDPMScheduler.from_config(pipe.scheduler.config)``: same betas, same 1000 steps), with the
   caption replaced by the empty prompt's embedding 10% of the time (classifier-free guidance dropout:
   the pipeline's default negative prompt is ``""``), AdamW, warm-up then cosine decay.
@@ -62,6 +63,7 @@ class TrainConfig:
     timestep_sampling: str = "uniform"  # or "logit-normal": t / T = sigmoid(N(logit_mean, logit_std)), as SD3
     logit_mean: float = 0.0
     logit_std: float = 1.0
+    prediction: str = "epsilon"  # what the transformer predicts: PREDICTIONS (the sampler is told the same)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -84,6 +86,41 @@ def _optimiser(params, lr: float, weight_decay: float, steps: int, warmup: int):
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, steps, warmup))
     return opt, sched
+
+
+PREDICTIONS = ("epsilon", "v_prediction")
+"""Training targets (diffusers' ``prediction_type`` names): the noise ε (PixArt-α's), or the velocity
+:math:`v = \\sqrt{\\bar\\alpha}\\,\\epsilon - \\sqrt{1-\\bar\\alpha}\\,x_0` (Salimans & Ho 2022)."""
+
+
+def prediction_target(
+    x0: torch.Tensor, noise: torch.Tensor, alpha_bar: torch.Tensor, prediction: str
+) -> torch.Tensor:
+    """What the transformer is trained to output for ``x_t = √ᾱ x0 + √(1-ᾱ) ε``: ε, or v = √ᾱ ε − √(1-ᾱ) x0."""
+    if prediction == "epsilon":
+        return noise
+    if prediction == "v_prediction":
+        return alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * x0
+    raise ValueError(f"prediction: unknown {prediction!r}; known: {PREDICTIONS}")
+
+
+def loss_weight(alpha_bar: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    r"""Per-sample weight of the target's MSE, Min-SNR-γ for either target: an x0 error weighs
+    :math:`\min(\mathrm{SNR}, γ)` in both, so the weight divides out what the target's MSE already puts on it
+    (SNR for ε, ``_min_snr_weight``; SNR + 1 for v). ``snr_gamma=None``: the plain MSE of either.
+
+    The two objectives then differ in what the network outputs, not in how much each timestep counts. That
+    matters at high noise, where the first sampling steps fix a sample's layout: the sampler's clean estimate
+    is :math:`(x_t - \sqrt{1-\bar\alpha}\,\hat\epsilon)/\sqrt{\bar\alpha}` from ε, an error amplified
+    1/√ᾱ ≈ 160 times at t = 999, and :math:`\sqrt{\bar\alpha}\,x_t - \sqrt{1-\bar\alpha}\,\hat v` from v,
+    whose error passes unamplified.
+    """
+    if cfg.prediction != "v_prediction":
+        return _min_snr_weight(alpha_bar, cfg.snr_gamma, cfg.snr_floor)
+    if cfg.snr_gamma is None:  # the plain v-MSE, as None gives the plain ε-MSE
+        return torch.ones_like(alpha_bar)
+    snr = alpha_bar / (1 - alpha_bar)
+    return snr.clamp(max=cfg.snr_gamma) / (snr + 1)
 
 
 def sample_timesteps(b: int, T: int, cfg: TrainConfig, generator: torch.Generator) -> torch.Tensor:
@@ -205,13 +242,15 @@ def train_transformer(
     log: Logger | None = None,
     on_step: Callable[[int, EMA | None], None] | None = None,
 ) -> list[float]:
-    """DDPM epsilon-prediction training of ``pipe.transformer`` on scaled ``latents``; returns loss per step.
+    """DDPM training of ``pipe.transformer`` on scaled ``latents`` to predict ``cfg.prediction``; returns loss per step.
 
     ``caption_index[i]`` picks the row of ``captions`` (embeddings, mask) that belongs to latent ``i``;
     with probability ``cfg.p_uncond`` a sample gets ``null_caption`` (the embedding of ``""``) instead.
     With ``cfg.ema_decay`` the model ends holding the EMA weights. ``on_step(step, ema)`` is called after each
     optimiser step (for snapshots); the model is in train mode and holds the raw weights then.
     """
+    if cfg.prediction not in PREDICTIONS:
+        raise ValueError(f"cfg.prediction: unknown {cfg.prediction!r}; known: {PREDICTIONS}")
     model = pipe.transformer
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
     alphas_cumprod = noise_scheduler.alphas_cumprod
@@ -237,8 +276,9 @@ def train_transformer(
         m = torch.where(drop.view(b, 1), null_mask.expand(b, -1), mask[caption_index[idx]])
         pred = model(xt, encoder_hidden_states=e, encoder_attention_mask=m, timestep=t,
                      added_cond_kwargs=no_cond, return_dict=False)[0]
-        per_sample = F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
-        loss = (per_sample * _min_snr_weight(a.view(b), cfg.snr_gamma, cfg.snr_floor)).mean()
+        target = prediction_target(x0, noise, a, cfg.prediction)
+        per_sample = F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3))
+        loss = (per_sample * loss_weight(a.view(b), cfg)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
@@ -276,6 +316,13 @@ def _min_snr_weight(alpha_bar: torch.Tensor, gamma: float | None, floor: float |
     if floor is not None:
         w = w.clamp(min=floor) if gamma is None else torch.maximum(w, torch.full_like(w, floor))
     return w / snr
+
+
+def use_prediction(pipe: PixArtAlphaPipeline, prediction: str) -> None:
+    """Tell the pipeline's sampler what its transformer predicts (saved with it, so ``from_pretrained`` knows)."""
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction: unknown {prediction!r}; known: {PREDICTIONS}")
+    pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, prediction_type=prediction)
 
 
 class Stopwatch:
@@ -366,6 +413,7 @@ def train_organism(
     try:
         with watch("total"):
             pipe = build_pipeline(config, seed=seed)
+            use_prediction(pipe, train_cfg.prediction)
             with watch("data"):
                 data = make_image_set(range(train_cfg.images_per_subject), size=config.image_size,
                                       hierarchy=train_cfg.hierarchy)
