@@ -14,7 +14,7 @@ for name in names:
     cfg = (f"{o['num_layers']} blk, w{o['num_attention_heads'] * o['attention_head_dim']}, p{o['patch_size']}, "
            f"bs {t['batch_size']}, lr {t['lr']:g}, wu {t['warmup_steps']}, EMA {t['ema_decay']}, "
            f"t~{t['timestep_sampling']}" + (f"({t['logit_mean']},{t['logit_std']})" if t['timestep_sampling'] != 'uniform' else "")
-           + f", snr {t['snr_gamma']}" + (f", floor {t['snr_floor']}" if t.get('snr_floor') else "") + f", p_unc {t['p_uncond']}")
+           + (f", {t['prediction']}" if t.get('prediction', 'epsilon') != 'epsilon' else "") + f", snr {t['snr_gamma']}" + (f", floor {t['snr_floor']}" if t.get('snr_floor') else "") + f", p_unc {t['p_uncond']}")
     s = r["samples"]
     f = lambda d: f"{100 * d['subject']:.1f} / {100 * d['category']:.1f}"  # noqa: E731
     snaps = "; ".join(f"{x['step']}: {100 * x['subject']:.0f}/{100 * x['category']:.0f}" for x in r["snapshots"])
