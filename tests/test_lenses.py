@@ -23,10 +23,11 @@ def discovered(planted):
 
 def test_discovery_recovers_every_planted_subspace_of_most_planted_structures(planted, discovered):
     """The rotation is trained by Adam on a sorted-gap objective, whose trajectory floating-point details (the
-    CPU's vector kernels) can tip into another local minimum: one structure in four may come out with a block
-    merged with a noise direction (strict overlap ≈ 0.75). So the claim is a rate over planted structures."""
+    CPU's vector kernels) can tip into another local minimum, where a block comes out merged with a noise
+    direction (strict overlap ≈ 0.75). So the claim is a rate over the chapter's five planted structures: 3 of
+    5 recovered on the CPU the references were first made on, 4 of 5 on the current one; none untrained."""
     recovered = []
-    for planted_seed in range(4):
+    for planted_seed in range(5):
         other = planted if planted_seed == 0 else planted_direct_sum(12, 400, dims=(2, 3, 2), levels=(4, 5, 6),
                                                                       seed=planted_seed)
         found = discovered if planted_seed == 0 else lenses.discover_subspaces(other.Z, seed=0)
