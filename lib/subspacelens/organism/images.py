@@ -147,13 +147,15 @@ def _background(kind: str, y: np.ndarray, x: np.ndarray, phase: float) -> np.nda
     raise ValueError(f"unknown background {kind!r}")
 
 
-def _shape_mask(kind: str, y: np.ndarray, x: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
-    """Object coverage in [0, 1]; position, scale and aspect drawn from ``rng`` (the nuisance factors)."""
-    return _shape_mask_and_pose(kind, y, x, rng, size)[0]
+def _pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-centre coordinates ``(y, x)`` in (0, 1), each ``(size, size)``."""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
+    return (y + 0.5) / size, (x + 0.5) / size
 
 
 def _shape_mask_and_pose(kind, y, x, rng, size) -> tuple[np.ndarray, tuple[float, float, float]]:
-    """``_shape_mask`` and the ``(x, y, scale)`` it drew (centre and radius, in image-width units)."""
+    """Object coverage in [0, 1] of a factorial shape, and the ``(x, y, scale)`` drawn from ``rng`` for it
+    (centre and radius, in image-width units; an aspect too: the nuisance factors)."""
     cy, cx = rng.uniform(0.35, 0.65, size=2)
     r = rng.uniform(0.2, 0.3)
     aspect = rng.uniform(0.8, 1.25)
@@ -241,8 +243,7 @@ def nested_nuisance(seed: int, size: int = 32) -> Nuisance:
 
 def nested_mask(member: str, nuisance: Nuisance, size: int) -> np.ndarray:
     """Object coverage in [0, 1] of a nested member placed and scaled by ``nuisance``: ``(size, size)``."""
-    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
-    y, x = (y + 0.5) / size, (x + 0.5) / size
+    y, x = _pixel_grid(size)
     r = nuisance.scale
     if member in FAMILIES["landscape"]:  # the horizon sits a little below the centre point
         v0 = nuisance.position_y + 0.12
@@ -272,8 +273,7 @@ def render_with_factors(
 def _render_nested(table: dict[str, Traits], subject: str, seed: int, size: int):
     t = table[subject]
     n = nested_nuisance(seed, size)
-    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
-    y, x = (y + 0.5) / size, (x + 0.5) / size
+    y, x = _pixel_grid(size)
     bg = _background(t.background, y, x, phase=n.background_phase)
     mask = nested_mask(t.member, n, size)
     rng = np.random.default_rng([seed, list(table).index(subject), size, 1])
@@ -288,8 +288,7 @@ def _render_factorial(table: dict[str, Traits], subject: str, seed: int, size: i
         raise ValueError(f"unknown subject {subject!r}; known: {list(table)}")
     t = table[subject]
     rng = np.random.default_rng([seed, list(table).index(subject), size])
-    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
-    y, x = (y + 0.5) / size, (x + 0.5) / size
+    y, x = _pixel_grid(size)
     phase = rng.uniform(0, 1)
     bg = _background(t.background, y, x, phase=phase)
     mask, (cx, cy, r) = _shape_mask_and_pose(t.shape, y, x, rng, size)
