@@ -97,11 +97,15 @@ def prediction_target(
     x0: torch.Tensor, noise: torch.Tensor, alpha_bar: torch.Tensor, prediction: str
 ) -> torch.Tensor:
     """What the transformer is trained to output for ``x_t = √ᾱ x0 + √(1-ᾱ) ε``: ε, or v = √ᾱ ε − √(1-ᾱ) x0."""
+    _check_prediction("prediction", prediction)
     if prediction == "epsilon":
         return noise
-    if prediction == "v_prediction":
-        return alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * x0
-    raise ValueError(f"prediction: unknown {prediction!r}; known: {PREDICTIONS}")
+    return alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * x0
+
+
+def _check_prediction(name: str, prediction: str) -> None:
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"{name}: unknown {prediction!r}; known: {PREDICTIONS}")
 
 
 def loss_weight(alpha_bar: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
@@ -249,8 +253,7 @@ def train_transformer(
     With ``cfg.ema_decay`` the model ends holding the EMA weights. ``on_step(step, ema)`` is called after each
     optimiser step (for snapshots); the model is in train mode and holds the raw weights then.
     """
-    if cfg.prediction not in PREDICTIONS:
-        raise ValueError(f"cfg.prediction: unknown {cfg.prediction!r}; known: {PREDICTIONS}")
+    _check_prediction("cfg.prediction", cfg.prediction)
     model = pipe.transformer
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
     alphas_cumprod = noise_scheduler.alphas_cumprod
@@ -320,8 +323,7 @@ def _min_snr_weight(alpha_bar: torch.Tensor, gamma: float | None, floor: float |
 
 def use_prediction(pipe: PixArtAlphaPipeline, prediction: str) -> None:
     """Tell the pipeline's sampler what its transformer predicts (saved with it, so ``from_pretrained`` knows)."""
-    if prediction not in PREDICTIONS:
-        raise ValueError(f"prediction: unknown {prediction!r}; known: {PREDICTIONS}")
+    _check_prediction("prediction", prediction)
     pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, prediction_type=prediction)
 
 
