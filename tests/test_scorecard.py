@@ -54,6 +54,11 @@ def test_unsafe_or_malformed_criteria_are_refused(criterion):
         scorecard.evaluate_criterion(criterion, {"x": 1, "ratio": 2})
 
 
+def test_an_exact_null_prints_as_its_bound_and_anything_larger_as_itself():
+    assert scorecard.at_most(4.75e-14, 1e-10) == scorecard.at_most(-1.91e-14, 1e-10) == "below 1e-10"
+    assert scorecard.at_most(2e-10, 1e-10) == "2.00e-10" and scorecard.at_most(0.5, 1e-10) == "0.5"
+
+
 def test_unknown_quantity_is_an_error():
     with pytest.raises(ValueError, match="unknown quantity"):
         scorecard.evaluate_criterion("ratio > 1", {"rho": 1})

@@ -9,7 +9,7 @@ Modules: :mod:`.criteria` (the criterion language), :mod:`.registry` (measures a
 from . import measures  # noqa: F401  (registers every measure)
 from .criteria import criterion_names, evaluate_criterion
 from .display import styled
-from .measurement import Measurement, fmt
+from .measurement import Measurement, at_most, fmt
 from .registry import FINDINGS_PATH, MEASURES, blog_reference, load_findings, measure
 from .session import MissingCache, Session
 from .table import BY_CONSTRUCTION, COLUMNS, FAILS, FLAT, HOLDS, NOT_APPLICABLE, NOT_RUN, chapter_sentence, summary, table
@@ -17,5 +17,5 @@ from .table import BY_CONSTRUCTION, COLUMNS, FAILS, FLAT, HOLDS, NOT_APPLICABLE,
 __all__ = [
     "BY_CONSTRUCTION", "COLUMNS", "FAILS", "FINDINGS_PATH", "FLAT", "HOLDS", "MEASURES", "Measurement",
     "MissingCache", "NOT_APPLICABLE", "NOT_RUN", "Session", "blog_reference", "chapter_sentence", "criterion_names",
-    "evaluate_criterion", "fmt", "load_findings", "measure", "styled", "summary", "table",
+    "at_most", "evaluate_criterion", "fmt", "load_findings", "measure", "styled", "summary", "table",
 ]

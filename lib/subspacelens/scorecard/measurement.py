@@ -37,3 +37,12 @@ def fmt(x, digits=3):
     if x != 0 and (abs(x) >= 1e4 or abs(x) < 1e-3):
         return f"{x:.{digits - 1}e}"
     return f"{x:.{digits}g}"
+
+
+def at_most(x, floor, digits=3):
+    """``"below 1e-06"`` for ``|x| < floor``, else ``x`` in ``digits`` significant digits.
+
+    For quantities that are 0 by construction (an exact null): their last bits follow the order a parallel
+    sum ran in, so printing them would make a page differ between reruns; the bound is what is known.
+    """
+    return f"below {floor:g}" if abs(float(x)) < floor else fmt(x, digits)
