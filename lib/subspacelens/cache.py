@@ -137,7 +137,7 @@ def shard_batches(num_batches: int, shard_index: int, num_shards: int) -> list[i
 class CacheSpec:
     """Everything needed to preallocate a store (built by :func:`subspacelens.capture.run_capture`)."""
 
-    samples: pd.DataFrame  # columns subject, category, seed, prompt; row i is sample i
+    samples: pd.DataFrame  # columns subject, category, seed, prompt (+ any further sample coords); row i is sample i
     layers: list[int]
     steps: list[int]
     timesteps: list[float]  # one per step
@@ -155,6 +155,7 @@ class CacheSpec:
     shard_index: int = 0
     num_shards: int = 1
     block_kinds: list[str] = field(default_factory=list)  # one per kept layer (coord block_kind); [] = none
+    token_foreground: np.ndarray | None = None  # (sample, token) object fraction of each token (procedural inputs)
 
     @property
     def hash(self) -> str:
@@ -169,6 +170,17 @@ class CacheSpec:
 
     def my_batches(self) -> list[int]:
         return shard_batches(self.num_batches, self.shard_index, self.num_shards)
+
+
+#: The sample coords every cache has; further columns of ``CacheSpec.samples`` become coords of their own.
+SAMPLE_COORDS = ("subject", "category", "seed", "prompt")
+
+
+def _sample_coord(column: pd.Series) -> np.ndarray:
+    """A further sample column as a coord: numbers as float64, anything else as str."""
+    if pd.api.types.is_numeric_dtype(column):
+        return column.to_numpy(dtype=np.float64)
+    return np.asarray(column.astype(str).tolist(), dtype=str)
 
 
 def _timestep_coord(values: Sequence[float]) -> np.ndarray:
@@ -196,6 +208,7 @@ def _empty_dataset(spec: CacheSpec) -> tuple[xr.Dataset, dict]:
         "category": ("sample", np.asarray(spec.samples["category"].tolist(), dtype=str)),
         "seed": ("sample", spec.samples["seed"].to_numpy(dtype=np.int64)),
         "prompt": ("sample", np.asarray(spec.samples["prompt"].tolist(), dtype=str)),
+        **{name: ("sample", _sample_coord(spec.samples[name])) for name in spec.samples.columns if name not in SAMPLE_COORDS},
         "layer": np.asarray(spec.layers, dtype=np.int64),
         **({"block_kind": ("layer", np.asarray(spec.block_kinds, dtype=str))} if spec.block_kinds else {}),
         "step": np.asarray(spec.steps, dtype=np.int64),
@@ -214,6 +227,8 @@ def _empty_dataset(spec: CacheSpec) -> tuple[xr.Dataset, dict]:
         coords["token_step"] = np.asarray(spec.token_steps, dtype=np.int64)
         coords["token_timestep"] = ("token_step", _timestep_coord([step_timestep[s] for s in spec.token_steps]))
         coords["token"] = np.arange(spec.num_tokens)
+        if spec.token_foreground is not None:
+            coords["token_foreground"] = (("sample", "token"), np.asarray(spec.token_foreground, dtype=np.float32))
     if spec.latent_shape is not None:
         lshape = (n, *spec.latent_shape)
         lchunks = (bs, *spec.latent_shape)

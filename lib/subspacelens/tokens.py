@@ -85,8 +85,8 @@ def position_labelling(ds: xr.Dataset, scheme: str = "quadrants") -> xr.DataArra
 def foreground_labelling(ds: xr.Dataset, threshold: float = 0.5) -> xr.DataArray:
     """Tokens whose ``token_foreground`` (mask fraction in [0, 1]) is ≥ ``threshold`` are ``"object"``, the
     rest ``"background"``: dims ``(sample, token)``. ``ValueError`` naming ``ds`` when there is no mask."""
-    if "token_foreground" not in ds.data_vars:
-        raise ValueError("ds: has no 'token_foreground' variable (the model's images carry no object mask)")
+    if "token_foreground" not in ds:
+        raise ValueError("ds: has no 'token_foreground' (a capture with inputs 'procedural' and token layers records it)")
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold: expected a number in (0, 1], got {threshold!r}")
     foreground = ds["token_foreground"].transpose("sample", "token").reset_coords(drop=True)

@@ -38,10 +38,21 @@ from subspacelens.cache import (
 from subspacelens.capture.adapters import ModelAdapter, adapter_for
 from subspacelens.capture.hooks import BlockRecord, TraceBlocks, parse_layers, parse_steps
 from subspacelens.capture.loading import check_device, load_pipeline, torch_dtype
+from subspacelens.capture.procedural import (
+    ProceduralInputs,
+    check_variance_preserving,
+    encode_images,
+    procedural_samples,
+    token_grid_fraction,
+)
 from subspacelens.capture.teacher_forcing import RANDOM_INIT, TeacherForcing, load_twin
 from subspacelens.capture.vocabulary import check_vocabulary
 from subspacelens.paths import resolve
 from subspacelens.prompts import load_prompt_set
+
+
+#: What the denoiser sees: its own sampler's latents, or known images forward-noised (:mod:`.procedural`).
+INPUTS = ("generated", "procedural")
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,8 @@ class CaptureConfig:
     allow_unknown_tokens: bool = False  # capture prompts with words the tokenizer does not know (warn, not refuse)
     twin: str | None = None  # teacher forcing: record this twin ("random-init" or a folder) on the model's inputs
     twin_seed: int = 0  # seed of a "random-init" twin
+    inputs: str = "generated"  # or "procedural": the denoiser sees each sample's procedural image, forward-noised
+    hierarchy: str | None = None  # the procedural images' hierarchy (organism.images.HIERARCHIES), with "procedural"
 
     def with_(self, **changes: Any) -> CaptureConfig:
         return replace(self, **changes)
@@ -131,6 +144,7 @@ def validate(config: CaptureConfig) -> pd.DataFrame:
     _check_int("twin_seed", config.twin_seed, 0)
     if config.token_dtype is not None:
         torch_dtype(config.token_dtype)
+    _check_inputs(config)
     for name in ("height", "width"):
         value = getattr(config, name)
         if value is not None:
@@ -139,6 +153,17 @@ def validate(config: CaptureConfig) -> pd.DataFrame:
     n_batches = len(batch_slices(len(samples), config.batch_size))
     shard_batches(n_batches, config.shard_index, config.num_shards)
     return samples
+
+
+def _check_inputs(config: CaptureConfig) -> None:
+    from subspacelens.organism.images import HIERARCHIES
+
+    if config.inputs not in INPUTS:
+        raise ValueError(f"inputs: must be one of {INPUTS}, got {config.inputs!r}")
+    if config.inputs == "procedural" and config.hierarchy not in HIERARCHIES:
+        raise ValueError(f"hierarchy: with inputs 'procedural', one of {HIERARCHIES}, got {config.hierarchy!r}")
+    if config.inputs == "generated" and config.hierarchy is not None:
+        raise ValueError(f"hierarchy: only with inputs 'procedural' (got {config.hierarchy!r} with generated inputs)")
 
 
 def model_fingerprint(pipe: Any, adapter: ModelAdapter) -> str:
@@ -196,7 +221,8 @@ def plan(config: CaptureConfig, pipe: Any, twin_pipe: Any | None = None) -> tupl
     branches = tuple(adapter.cfg_layout) if cfg else ("cond",)
     unhashed = ("layers", "steps", "token_layers", "token_steps", "token_dtype", "seeds", "allow_unknown_tokens",
                 "true_cfg_scale",  # hashed via call_kwargs
-                "twin", "twin_seed")  # hashed below, only for a teacher-forced capture
+                "twin", "twin_seed",  # hashed below, only for a teacher-forced capture
+                "inputs", "hierarchy")  # hashed below, only for procedural inputs
     hashed = {k: v for k, v in asdict(config).items() if k not in unhashed}
     token_dtype = str(config.token_dtype or config.dtype)
     if token_layers:  # hashed only when tokens are stored, so token-less captures keep their hash
@@ -242,8 +268,20 @@ def plan(config: CaptureConfig, pipe: Any, twin_pipe: Any | None = None) -> tupl
         }
         hashed.update(teacher_forced=True, **twin)
         attrs.update(twin)
+    samples = samples[["subject", "category", "seed", "prompt"]]
+    token_foreground = None
+    if config.inputs == "procedural":  # only then: a generated capture keeps the hash it always had
+        check_variance_preserving(pipe)
+        if height != width:
+            raise ValueError(f"inputs: procedural images are square, the model generates {height}x{width}")
+        samples, _, masks = procedural_samples(samples, height, config.hierarchy)
+        if token_layers:
+            token_foreground = token_grid_fraction(masks, adapter.num_tokens(pipe, height, width))
+        hashed.update(inputs="procedural", hierarchy=config.hierarchy)
+        attrs.update(inputs="procedural", hierarchy=config.hierarchy)
     spec = CacheSpec(
-        samples=samples[["subject", "category", "seed", "prompt"]],
+        samples=samples,
+        token_foreground=token_foreground,
         layers=layers,
         block_kinds=[adapter.block_kinds(pipe)[i] for i in layers],
         steps=steps,
@@ -347,8 +385,12 @@ def run_capture(
     spec, call = plan(config, pipe, forcing.twin_pipe if forcing else None)
     prompts = [*spec.samples["prompt"], *([config.negative_prompt] if config.negative_prompt else [])]
     check_vocabulary(pipe.tokenizer, prompts, allow_unknown_tokens=config.allow_unknown_tokens)
+    procedural = None
+    if config.inputs == "procedural":
+        procedural = (ProceduralInputs(pipe), config.hierarchy)
     with store_lock(out):
-        _fill_store(out, spec, call, pipe, progress=progress, verify_hashes=verify_hashes, forcing=forcing)
+        _fill_store(out, spec, call, pipe, progress=progress, verify_hashes=verify_hashes, forcing=forcing,
+                    procedural=procedural)
     return out
 
 
@@ -361,10 +403,13 @@ def _fill_store(
     progress: bool,
     verify_hashes: bool,
     forcing: TeacherForcing | None = None,
+    procedural: tuple[ProceduralInputs, str] | None = None,
 ) -> None:
     """Create or resume the store, recompute the batches found damaged, generate every missing batch.
 
-    With ``forcing`` the blocks recorded are the twin's, run on the inputs of ``pipe``'s denoiser."""
+    With ``forcing`` the blocks recorded are the twin's, run on the inputs of ``pipe``'s denoiser. With
+    ``procedural`` (the hook and the hierarchy) the denoiser's inputs are each sample's
+    procedural image, forward-noised, and ``latents`` holds those images' clean latents."""
     writer = CacheWriter.open(out, spec)
     damaged = verify_cache(out, hashes=verify_hashes).damaged
     if damaged:
@@ -397,14 +442,22 @@ def _fill_store(
             trace.sink = buffer
             generators = [torch.Generator("cpu").manual_seed(int(s)) for s in rows["seed"]]
             start = time.perf_counter()
-            with forcing or contextlib.nullcontext(), trace:
+            clean = None
+            if procedural is not None:
+                hook, hierarchy = procedural
+                _, images, _ = procedural_samples(rows, call["height"], hierarchy)
+                clean = encode_images(pipe, images)
+                hook.use(clean)
+            # The procedural hook first, so that a teacher-forced twin sees the replaced inputs too.
+            with procedural[0] if procedural else contextlib.nullcontext(), forcing or contextlib.nullcontext(), trace:
                 result = pipe(list(rows["prompt"]), generator=generators, **call)
             seconds = time.perf_counter() - start
             buffer.check()
             _check_timesteps(trace, spec)
             latents = None
             if spec.latent_shape is not None:
-                final = adapter.final_latents(pipe, result.images.detach(), call["height"], call["width"])
+                final = clean if clean is not None else adapter.final_latents(
+                    pipe, result.images.detach(), call["height"], call["width"])
                 latents = final.float().cpu().numpy()
             writer.write_batch(b, buffer.activations, tokens=buffer.tokens, latents=latents, seconds=seconds)
             bar.update(len(rows))
