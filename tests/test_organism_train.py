@@ -12,6 +12,8 @@ from safetensors import safe_open
 
 from subspacelens.organism.build import OrganismConfig
 from subspacelens.organism.build import build_pipeline
+from subspacelens.organism import train
+from subspacelens.organism.evaluate import CNNClassifier, Evaluation, accuracy_summary
 from subspacelens.organism.train import (
     LOG_NAME, TrainConfig, _min_snr_weight, _schedule, loss_weight, prediction_target, train_organism, use_prediction,
 )
@@ -38,6 +40,64 @@ def test_two_step_training_writes_both_pipelines_and_the_log(tmp_path):
         assert f.get_tensor(next(iter(f.keys()))).dtype == torch.float16, "stored half precision"
     a, b = trained.transformer.state_dict(), twin.transformer.state_dict()
     assert not all(torch.equal(a[k], b[k]) for k in a), "the twin's transformer is the untrained one"
+
+
+def test_evaluation_logs_snapshots_held_out_samples_of_both_models_and_saves_the_annotator(tmp_path):
+    evaluation = Evaluation(seeds=(10_000,), snapshot_seeds=(10_001,), snapshot_every=2,
+                            annotator_seeds=(20_000, 20_001), fresh_seeds=(30_000,))
+    smoke = TrainConfig.from_dict({**SMOKE.to_dict(), "steps": 4, "hierarchy": "nested"})
+    record = train_organism(tmp_path, OrganismConfig.tiny(), smoke, seed=0, log=None, name="organism-s0",
+                            evaluation=evaluation)
+    saved = json.loads((tmp_path / "organism-s0" / LOG_NAME).read_text())
+    assert saved == json.loads(json.dumps(record))
+    e = saved["evaluation"]
+    assert [snap["step"] for snap in e["snapshots"]] == [2, 4]
+    assert all(snap["seed"] == [10_001] * 25 for snap in e["snapshots"])
+    for model in ("trained", "random_init"):
+        assert e[model]["seed"] == [10_000] * 25 and len(e[model]["predicted"]) == 25
+    assert len(e["annotator"]["fresh"]["predicted"]) == 25
+    assert e["sampling"] == {"num_inference_steps": 20, "guidance_scale": 4.5}
+    assert saved["wall_seconds"]["snapshots"] > 0 and "evaluation" in saved["wall_seconds"]
+    assert (tmp_path / "organism-s0-random-init" / "model_index.json").exists()
+    assert not list(tmp_path.glob(".*partial")), "the staging folder is removed"
+    annotator = CNNClassifier.load(tmp_path / "organism-s0" / "annotator")
+    pipe = DiffusionPipeline.from_pretrained(tmp_path / "organism-s0")
+    assert pipe.scheduler.config.prediction_type == "epsilon"
+    images = torch.zeros(3, 3, 16, 16).numpy()
+    assert len(annotator.predict(images)) == 3
+
+
+def test_a_failed_training_leaves_the_organism_already_there(tmp_path, monkeypatch):
+    train_organism(tmp_path, OrganismConfig.tiny(), SMOKE, seed=0, log=None, name="organism-s0")
+    before = {path: path.read_bytes() for path in sorted((tmp_path / "organism-s0").rglob("*")) if path.is_file()}
+    saved, save = [], train.save_organism
+
+    def save_then_fail_on_the_twin(pipe, folder, half=True):
+        if saved:
+            raise OSError("disk full")
+        saved.append(save(pipe, folder, half))
+
+    monkeypatch.setattr(train, "save_organism", save_then_fail_on_the_twin)
+    with pytest.raises(OSError, match="disk full"):
+        train_organism(tmp_path, OrganismConfig.tiny(), SMOKE, seed=1, log=None, name="organism-s0")
+    assert saved, "the trained pipeline was written before the failure"
+    after = {path: path.read_bytes() for path in sorted((tmp_path / "organism-s0").rglob("*")) if path.is_file()}
+    assert after == before
+
+
+def test_accuracy_summary_has_wilson_intervals_per_subject_rates_and_a_confusion_matrix():
+    subjects = ["lion", "tiger", "sushi"]
+    category_of = {"lion": "animals", "tiger": "animals", "sushi": "food"}
+    record = {"subject": ["lion", "lion", "tiger", "sushi"], "predicted": ["lion", "tiger", "tiger", "lion"]}
+    summary = accuracy_summary(record, category_of, subjects)
+    assert summary["subject"]["rate"] == 0.5 and summary["subject"]["n"] == 4
+    assert summary["subject"]["low"] < 0.5 < summary["subject"]["high"]
+    assert summary["category"]["rate"] == 0.75
+    assert summary["per_subject"].tolist() == [0.5, 1.0, 0.0]
+    assert summary["confusion"].loc["lion", "tiger"] == 1 and summary["confusion"].loc["sushi", "sushi"] == 0
+    assert summary["confusion"].shape == (3, 3) and summary["confusion"].to_numpy().sum() == 4
+    with pytest.raises(ValueError, match="predictions"):
+        accuracy_summary({"subject": ["lion"], "predicted": []}, category_of, subjects)
 
 
 def test_training_is_deterministic(tmp_path):

@@ -11,6 +11,9 @@
 * ``subspacelens rerun-box <notebook.ipynb> <chapter> <params.yaml>``: add the "How to rerun this chapter"
   box to an executed chapter and collapse its code (:mod:`subspacelens.rerun`; the Makefile runs it after
   papermill).
+* ``subspacelens train-organism --seed K [--size deep] [--recipe nested] [--out data/models] [--name N]``: train one
+  organism with its twin and held-out evaluation (:func:`subspacelens.organism.train.train_organism`), one thread;
+  writes ``<out>/<N>/`` and ``<out>/<N>-random-init/`` (``N`` defaults to ``organism-s<K>``).
 """
 
 from __future__ import annotations
@@ -65,6 +68,21 @@ def _rerun_box(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_organism(args: argparse.Namespace) -> int:
+    from subspacelens.organism.build import OrganismConfig
+    from subspacelens.organism.evaluate import Evaluation
+    from subspacelens.organism.train import TrainConfig, train_organism
+
+    config = {"default": OrganismConfig.default, "deep": OrganismConfig.deep, "tiny": OrganismConfig.tiny}[args.size]()
+    recipe = {"default": TrainConfig, "nested": TrainConfig.nested}[args.recipe]()
+    if args.steps is not None:
+        recipe = TrainConfig.from_dict({**recipe.to_dict(), "steps": args.steps})
+    record = train_organism(args.out, config, recipe, seed=args.seed, name=args.name or f"organism-s{args.seed}",
+                            evaluation=Evaluation(), log=lambda line: print(line, flush=True))
+    print(f"wrote {args.out}/{record['name']} and its twin in {record['wall_seconds']['total']:.0f} s")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="subspacelens", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -84,6 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     rerun.add_argument("chapter", help="the chapter's name, as in notebooks/<chapter>.md")
     rerun.add_argument("params", help="the parameter file it ran with")
     rerun.set_defaults(run=_rerun_box)
+    train = commands.add_parser("train-organism", help="train one organism, its twin and its held-out evaluation")
+    train.add_argument("--seed", type=int, required=True, help="training seed (initialisation, data order, noise)")
+    train.add_argument("--size", choices=("default", "deep", "tiny"), default="deep", help="OrganismConfig preset")
+    train.add_argument("--recipe", choices=("default", "nested"), default="nested", help="TrainConfig preset")
+    train.add_argument("--steps", type=int, default=None, help="transformer steps (default: the recipe's)")
+    train.add_argument("--out", default="data/models", help="folder the organism folders are written to")
+    train.add_argument("--name", default=None, help="organism folder name (default organism-s<seed>)")
+    train.set_defaults(run=_train_organism)
     args = parser.parse_args(argv)
     return args.run(args)
 

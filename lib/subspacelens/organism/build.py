@@ -123,6 +123,11 @@ class OrganismConfig:
         return cls()
 
     @classmethod
+    def deep(cls) -> OrganismConfig:
+        """PixArt-α's depth, 28 blocks (block i is PixArt-α's block i), at the default width (for ``TrainConfig.nested()``)."""
+        return cls(num_layers=28)
+
+    @classmethod
     def tiny(cls) -> OrganismConfig:
         """A seconds-fast variant for tests: 2 blocks, hidden 32, 16 px images, 8×8 latents."""
         return cls(
@@ -140,6 +145,12 @@ class OrganismConfig:
 
     def to_dict(self) -> dict:
         return asdict(self) | {"vocabulary": list(self.vocabulary), "vae_block_out_channels": list(self.vae_block_out_channels)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> OrganismConfig:
+        """Inverse of ``to_dict`` (a training log's ``organism_config``)."""
+        return cls(**{**d, "vocabulary": tuple(d["vocabulary"]),
+                      "vae_block_out_channels": tuple(d["vae_block_out_channels"])})
 
 
 def build_tokenizer(config: OrganismConfig) -> PreTrainedTokenizerFast:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -33,6 +34,7 @@ import transformers
 from diffusers import AutoencoderKL, DDPMScheduler, PixArtAlphaPipeline
 
 from subspacelens.organism.build import OrganismConfig, build_pipeline
+from subspacelens.organism.evaluate import SAMPLING, Evaluation, fit_classifier, held_out_predictions
 from subspacelens.organism.images import make_image_set
 from subspacelens.prompts import load_prompt_set
 
@@ -67,6 +69,15 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def nested(cls) -> TrainConfig:
+        """The recipe that teaches the 28-block organism the nested subjects (issue 7's pilots, ``pilots/RESULTS.md``).
+
+        v-prediction gives the x₀ error a weight of about 1 at high noise, where the ε objective's weight (SNR)
+        vanishes and the sampler fixes an image's layout; EMA weights with a higher learning rate and 3,500 steps.
+        """
+        return cls(steps=3500, lr=2e-3, warmup_steps=50, ema_decay=0.999, hierarchy="nested", prediction="v_prediction")
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -399,12 +410,19 @@ def train_organism(
     seed: int = 0,
     num_threads: int = 1,
     log: Logger | None = print,
+    name: str = "organism",
+    evaluation: Evaluation | None = None,
 ) -> dict:
     """The whole recipe: data, VAE, latents, frozen-T5 captions, DDPM training; saves both pipelines and the log.
 
-    Writes ``out/organism/`` (trained), ``out/organism-random-init/`` (its twin) and ``out/organism/training_log.json``.
+    Writes ``out/<name>/`` (trained), ``out/<name>-random-init/`` (its twin) and ``out/<name>/training_log.json``.
     ``num_threads`` is fixed (and logged) because CPU float reductions depend on it; one thread is also the
     faster choice on a shared 2-core machine.
+
+    With ``evaluation`` the log also holds what the model renders at held-out seeds (``evaluate.Evaluation``): a
+    CNN annotator is fitted and saved in ``out/<name>/annotator/``, the EMA weights are sampled every
+    ``snapshot_every`` steps, and the trained model and its twin once at the end (``held_out_predictions``
+    records). Snapshot time is logged apart from the transformer's training time.
     """
     config = config or OrganismConfig.default()
     train_cfg = train_cfg or TrainConfig()
@@ -412,6 +430,7 @@ def train_organism(
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(num_threads)
     watch = Stopwatch()
+    evaluated: dict = {}
     try:
         with watch("total"):
             pipe = build_pipeline(config, seed=seed)
@@ -429,14 +448,38 @@ def train_organism(
                 captions = encode_captions(pipe, [prompts[s] for s in subjects], config.max_length)
                 null_caption = encode_captions(pipe, [""], config.max_length)
                 caption_index = torch.tensor([subjects.index(s) for s in data.subjects])
+            on_step = None
+            if evaluation is not None:
+                with watch("annotator"):
+                    annotator, evaluated["annotator"] = _fit_annotator(evaluation, config, train_cfg, pipe)
+                snapshot = _Snapshots(pipe, annotator, prompts, evaluation, log)
+                on_step = snapshot if evaluation.snapshot_every else None
             with watch("transformer"):
-                losses = train_transformer(pipe, latents, caption_index, captions, null_caption, train_cfg, seed=seed, log=log)
+                losses = train_transformer(pipe, latents, caption_index, captions, null_caption, train_cfg, seed=seed,
+                                           log=log, on_step=on_step)
+            twin = random_init_twin(pipe, config, seed)
+            if evaluation is not None:
+                with watch("evaluation"):
+                    evaluated["snapshots"] = snapshot.records
+                    evaluated["trained"] = held_out_predictions(pipe, annotator, prompts, evaluation.seeds)
+                    evaluated["random_init"] = held_out_predictions(twin, annotator, prompts, evaluation.seeds)
+            # Saved into a staging folder and moved into place only once the log is written, so a failed or
+            # interrupted run leaves an earlier organism of the same name as it was.
+            staging = out / f".{name}.partial"
+            shutil.rmtree(staging, ignore_errors=True)
             with watch("save"):
-                save_organism(pipe, out / "organism")
-                save_organism(random_init_twin(pipe, config, seed), out / "organism-random-init")
+                save_organism(pipe, staging / name)
+                save_organism(twin, staging / f"{name}-random-init")
+                if evaluation is not None:
+                    annotator.save(staging / name / "annotator")
     finally:
         torch.set_num_threads(previous_threads)
+    if evaluation is not None:
+        watch.seconds["snapshots"], watch.cpu_seconds["snapshots"] = snapshot.seconds, snapshot.cpu_seconds
+        watch.seconds["transformer"] = round(watch.seconds["transformer"] - snapshot.seconds, 2)
+        watch.cpu_seconds["transformer"] = round(watch.cpu_seconds["transformer"] - snapshot.cpu_seconds, 2)
     record = {
+        "name": name,
         "seed": seed,
         "num_threads": num_threads,
         "organism_config": config.to_dict(),
@@ -450,5 +493,59 @@ def train_organism(
         "losses": [round(x, 6) for x in losses],
         "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__, "transformers": transformers.__version__},
     }
-    (out / "organism" / LOG_NAME).write_text(json.dumps(record, indent=1))
+    if evaluation is not None:
+        record["evaluation"] = {"settings": evaluation.to_dict(), "sampling": dict(SAMPLING), **evaluated}
+    (staging / name / LOG_NAME).write_text(json.dumps(record, indent=1))
+    for folder in (name, f"{name}-random-init"):
+        shutil.rmtree(out / folder, ignore_errors=True)
+        (staging / folder).rename(out / folder)
+    staging.rmdir()
     return record
+
+
+def _fit_annotator(evaluation: Evaluation, config: OrganismConfig, train_cfg: TrainConfig, pipe: PixArtAlphaPipeline):
+    """The CNN annotator and its accuracy on fresh images and on the VAE's reconstructions of them (the ceiling
+    a sample can reach through this VAE)."""
+    def images(seeds):
+        return make_image_set(seeds, size=config.image_size, hierarchy=train_cfg.hierarchy)
+
+    annotator = fit_classifier(images(evaluation.annotator_seeds), kind="cnn")
+    fresh = images(evaluation.fresh_seeds)
+    with torch.no_grad():
+        reconstructed = pipe.vae.decode(encode_latents(pipe.vae, fresh.images)).sample.numpy()
+    record = {
+        "fresh": {"subject": fresh.subjects.tolist(), "predicted": annotator.predict(fresh.images).tolist()},
+        "vae_reconstructions": {"subject": fresh.subjects.tolist(), "predicted": annotator.predict(reconstructed).tolist()},
+    }
+    return annotator, record
+
+
+class _Snapshots:
+    """``on_step`` for ``train_transformer``: every ``snapshot_every`` steps, sample the EMA weights (or the raw
+    ones without EMA) at the snapshot seeds, then put the raw weights back; keeps its own time."""
+
+    def __init__(self, pipe, annotator, prompts, evaluation: Evaluation, log: Logger | None) -> None:
+        self.pipe, self.annotator, self.prompts, self.evaluation, self.log = pipe, annotator, prompts, evaluation, log
+        self.records: list[dict] = []
+        self.seconds = self.cpu_seconds = 0.0
+
+    @torch.no_grad()
+    def __call__(self, step: int, ema: EMA | None) -> None:
+        if (step + 1) % self.evaluation.snapshot_every:
+            return
+        start, cpu = time.perf_counter(), time.process_time()
+        model = self.pipe.transformer
+        raw = [p.detach().clone() for p in model.parameters() if p.requires_grad]
+        if ema is not None:
+            ema.copy_to()
+        model.eval()
+        record = held_out_predictions(self.pipe, self.annotator, self.prompts, self.evaluation.snapshot_seeds)
+        for p, r in zip((p for p in model.parameters() if p.requires_grad), raw):
+            p.copy_(r)
+        model.train()
+        self.records.append({"step": step + 1, **record})
+        if self.log:
+            hits = np.mean(np.asarray(record["subject"]) == np.asarray(record["predicted"]))
+            self.log(f"snapshot at step {step + 1}: subject accuracy {hits:.3f}")
+        self.seconds = round(self.seconds + time.perf_counter() - start, 2)
+        self.cpu_seconds = round(self.cpu_seconds + time.process_time() - cpu, 2)
