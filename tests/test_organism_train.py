@@ -13,10 +13,12 @@ from safetensors import safe_open
 from subspacelens.organism.build import OrganismConfig
 from subspacelens.organism.build import build_pipeline
 from subspacelens.organism import train
-from subspacelens.organism.evaluate import CNNClassifier, Evaluation, accuracy_summary
+from subspacelens.organism.evaluate import CNNClassifier, Evaluation, accuracy_against_steps, accuracy_summary
 from subspacelens.organism.train import (
-    LOG_NAME, TrainConfig, _min_snr_weight, _schedule, loss_weight, prediction_target, train_organism, use_prediction,
+    LOG_NAME, TrainConfig, _min_snr_weight, _schedule, loss_weight, prediction_target, subject_prompts, train_organism,
+    use_prediction,
 )
+from subspacelens.prompts import load_prompt_set
 
 SMOKE = TrainConfig(vae_steps=2, vae_batch_size=8, steps=2, batch_size=8, warmup_steps=1, images_per_subject=2)
 
@@ -58,6 +60,9 @@ def test_evaluation_logs_snapshots_held_out_samples_of_both_models_and_saves_the
     assert len(e["annotator"]["fresh"]["predicted"]) == 25
     assert e["sampling"] == {"num_inference_steps": 20, "guidance_scale": 4.5}
     assert saved["wall_seconds"]["snapshots"] > 0 and "evaluation" in saved["wall_seconds"]
+    curve = accuracy_against_steps(saved, load_prompt_set("v2").category_of, list(subject_prompts()))
+    assert curve["step"].tolist() == [2, 2, 4, 4] and curve["evaluation"].tolist() == ["snapshot"] * 2 + ["final"] * 2
+    assert curve["n"].tolist() == [25] * 4 and set(curve["level"]) == {"subject", "category"}
     assert (tmp_path / "organism-s0-random-init" / "model_index.json").exists()
     assert not list(tmp_path.glob(".*partial")), "the staging folder is removed"
     annotator = CNNClassifier.load(tmp_path / "organism-s0" / "annotator")

@@ -282,12 +282,14 @@ def accuracy_summary(record: dict[str, list], category_of: dict[str, str], subje
 
 
 def accuracy_against_steps(log: dict, category_of: dict[str, str], subjects: list[str]) -> pd.DataFrame:
-    """One row per (evaluation, level) of a training log: its EMA snapshots and the final evaluation (at the
-    last step, on ``Evaluation.seeds``), with ``step``, ``level`` ("subject" or "category"), ``rate``, ``low``,
-    ``high`` (95 % Wilson) and ``n``."""
+    """One row per (evaluation, level) of a training log: its EMA snapshots before the last step and the final
+    evaluation (at the last step, on ``Evaluation.seeds``), with ``step``, ``level`` ("subject" or
+    "category"), ``rate``, ``low``, ``high`` (95 % Wilson) and ``n``."""
     evaluation = log["evaluation"]
-    points = [(snapshot["step"], "snapshot", snapshot) for snapshot in evaluation["snapshots"]]
-    points.append((len(log["losses"]), "final", evaluation["trained"]))
+    last = len(log["losses"])
+    # a snapshot at the last step sees the same weights as the final evaluation, on fewer seeds
+    points = [(snapshot["step"], "snapshot", snapshot) for snapshot in evaluation["snapshots"] if snapshot["step"] < last]
+    points.append((last, "final", evaluation["trained"]))
     rows = []
     for step, kind, record in points:
         summary = accuracy_summary(record, category_of, subjects)
