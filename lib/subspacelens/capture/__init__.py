@@ -10,6 +10,8 @@
   a clear :class:`ModelNotFoundError` when the weights are not here; :func:`check_device` before loading.
 * :class:`TeacherForcing` with :func:`load_twin` — a twin denoiser (``"random-init"`` or a saved one) run on
   exactly the trained denoiser's inputs; hook its blocks through ``forcing.twin_pipe`` (a :class:`TwinView`).
+* :class:`ProceduralInputs` — the denoiser's input replaced by each sample's known procedural image,
+  forward-noised to the call's timestep (``run_capture(..., inputs="procedural")``: exact masks and nuisances).
 * :func:`check_vocabulary` — prompts with words the tokenizer maps to its unknown token are refused.
 * :func:`run_capture` with :class:`CaptureConfig` — the resumable, shardable capture into
   :mod:`subspacelens.cache`; :func:`decode_latents` turns cached latents into images;
@@ -29,6 +31,7 @@ from subspacelens.capture.adapters import (
 from subspacelens.capture.hooks import BlockRecord, TraceBlocks, hook_name, parse_layers, parse_steps, run_with_cache
 from subspacelens.capture.loading import ModelNotFoundError, check_device, load_pipeline, torch_dtype
 from subspacelens.capture.run import CaptureConfig, decode_latents, model_fingerprint, plan, run_capture, select_samples, validate
+from subspacelens.capture.procedural import ProceduralInputs
 from subspacelens.capture.teacher_forcing import RANDOM_INIT, TeacherForcing, TwinView, load_twin
 from subspacelens.capture.twin import random_init_twin
 from subspacelens.capture.vocabulary import UnknownTokensWarning, check_vocabulary, unknown_words
@@ -44,6 +47,7 @@ __all__ = [
     "ModelAdapter",
     "ModelNotFoundError",
     "PixArtAdapter",
+    "ProceduralInputs",
     "TeacherForcing",
     "SD3Adapter",
     "SanaAdapter",
