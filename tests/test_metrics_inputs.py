@@ -126,9 +126,21 @@ def test_logdet_identity_plus_matches_slogdet_and_survives_singular_input():
     A = RNG.standard_normal((4, 6, 3))
     M = A @ A.swapaxes(-1, -2)  # rank 3 in 6 dims: singular
     alpha = np.array([0.1, 1.0, 10.0, 1e8])
-    expected = np.linalg.slogdet(np.eye(6) + alpha[:, None, None] * M)[1]
-    np.testing.assert_allclose(logdet_identity_plus(M, alpha), expected, rtol=1e-10)
+    # exact: M's nonzero eigenvalues are the squared singular values of A, the other three are 0
+    squared = np.linalg.svd(A, compute_uv=False) ** 2
+    expected = np.log1p(alpha[:, None] * squared).sum(axis=-1)
+    np.testing.assert_allclose(logdet_identity_plus(M[:3], alpha[:3]), expected[:3], rtol=1e-10)
+    # α = 1e8 scales the rounding of M's zero eigenvalues (~1e-15 ‖M‖) up to ~1e-7 each
+    np.testing.assert_allclose(logdet_identity_plus(M, alpha), expected, rtol=1e-8)
     assert logdet_identity_plus(np.zeros((5, 5)), 3.0) == 0.0
+    # rank one at a dynamic range where rounding can leave αM slightly indefinite (the factorisation then
+    # fails on some CPUs and the eigenvalues take over): finite, and right up to α·eps·‖M‖ per zero eigenvalue
+    u = RNG.standard_normal((30, 1)) * 1e6
+    value = logdet_identity_plus(u @ u.T, 1.0)
+    assert np.isfinite(value) and value == pytest.approx(np.log1p(float((u.T @ u)[0, 0])), rel=1e-3)
+    with np.errstate(all="ignore"):
+        indefinite = np.diag([4.0, -2.0])  # what rounding can do to a PSD matrix, exaggerated
+        assert logdet_identity_plus(indefinite, 1.0) == pytest.approx(np.log(5.0), rel=1e-12)
 
 
 def test_principal_blocks_gather_class_grams():

@@ -34,12 +34,20 @@ def logdet_identity_plus(M, alpha):
     Every eigenvalue of :math:`I + \alpha M` is ≥ 1, so its Cholesky factor L exists even when M is
     singular, and :math:`\log\det = 2\sum_i \log L_{ii}` — no sign flips or NaN as with ``slogdet`` on a
     near-singular matrix. ``alpha`` is a scalar or broadcasts against ``M.shape[:-2]``.
+
+    In floating point a huge :math:`\alpha\lVert M\rVert` can make the rounding of M's zero eigenvalues
+    (about ``eps·‖M‖`` each) outweigh the identity, and the factorisation then fails on some CPUs' kernels;
+    the stack is then computed as :math:`\sum_i \log(1 + \alpha \max(\lambda_i, 0))` from M's eigenvalues,
+    the same value without the factorisation.
     """
     alpha = np.asarray(alpha, dtype=np.float64)[..., None, None]
     shifted = alpha * M
     diagonal = np.einsum("...ii->...i", shifted)
     diagonal += 1.0
-    factor = np.linalg.cholesky(shifted)
+    try:
+        factor = np.linalg.cholesky(shifted)
+    except np.linalg.LinAlgError:
+        return np.log1p(alpha[..., 0] * clamped_eigvalsh(M)).sum(axis=-1)
     return 2.0 * np.log(np.einsum("...ii->...i", factor)).sum(axis=-1)
 
 
