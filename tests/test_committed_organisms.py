@@ -64,3 +64,16 @@ def test_the_committed_weights_render_their_subjects_at_held_out_seeds(seed, pro
     assert summary["subject"]["rate"] >= SUBJECT_FLOOR, summary["subject"]
     assert summary["category"]["rate"] >= CATEGORY_FLOOR, summary["category"]
     assert np.isin(record["seed"], held_out).all() and len(record["seed"]) == 50
+
+
+def test_the_steering_chapter_classifier_is_the_committed_annotator(tmp_path):
+    """``load_classifier("annotator", model=...)`` reads the annotator saved with the organism, and names a folder
+    that holds none."""
+    from subspacelens.intervene import load_classifier
+
+    folder = _folder(0)
+    judge = load_classifier("annotator", image_size=32, model=str(folder))
+    images = np.random.default_rng(0).random((3, 3, 32, 32)).astype(np.float32)
+    np.testing.assert_array_equal(judge.predict(images), CNNClassifier.load(folder / "annotator").predict(images))
+    with pytest.raises(ValueError, match="no-organism.*holds no annotator"):
+        load_classifier("annotator", image_size=32, model=str(tmp_path / "no-organism"))

@@ -60,7 +60,7 @@ class CaptureConfig:
     """Every parameter of a capture. All but ``shard_index``/``num_shards``/``allow_unknown_tokens`` enter
     the config hash."""
 
-    model: str = "data/models/organism"  # hub id or local pipeline folder
+    model: str = "data/models/organism-s0"  # hub id or local pipeline folder
     prompt_set: str = "v2"
     seeds: int | Sequence[int] | None = None  # None: the prompt set's seeds; int n: seeds 0..n-1; list: those
     num_inference_steps: int = 20

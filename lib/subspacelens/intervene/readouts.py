@@ -1,8 +1,9 @@
 r"""What an intervention did: the image classifier's verdicts, intervals over seeds, and an off-manifold score.
 
 * :func:`load_classifier` — an image classifier by name (:data:`CLASSIFIERS`): anything with
-  ``predict(images) -> subject names`` works; the organism's is the nearest-centroid rule of
-  :mod:`subspacelens.organism.evaluate`, a GPU user registers their own (e.g. a CLIP zero-shot classifier).
+  ``predict(images) -> subject names`` works; the organism's is the CNN annotator saved with it
+  (``annotator``), or the nearest-centroid rule of :mod:`subspacelens.organism.evaluate` (enough for an
+  organism whose subjects are colours); a GPU user registers their own (e.g. a CLIP zero-shot classifier).
 * :func:`outcomes` — per image: shows the prompted subject / its category / the patch source's subject.
 * :func:`seed_interval` — mean over images and a percentile bootstrap interval that resamples the seeds of
   every subject (the images of one subject differ only by seed), paired across conditions.
@@ -28,7 +29,20 @@ def _nearest_centroid(image_size: int, n_reference: int = 100):
     return NearestCentroid.fit(reference.images, reference.subjects)
 
 
-CLASSIFIERS: dict[str, Callable] = {"nearest-centroid": _nearest_centroid}
+def _annotator(image_size: int, model: str):
+    """The CNN annotator ``train_organism`` fitted and saved with the organism in folder ``model`` (on images of
+    that organism's size, which ``image_size`` is; its global pooling takes any size)."""
+    from subspacelens.organism.evaluate import CNNClassifier
+    from subspacelens.paths import resolve
+
+    folder = resolve(model) / "annotator"
+    if not (folder / "annotator.json").exists():
+        raise ValueError(f"classifier 'annotator': {folder} holds no annotator (an organism trained with "
+                         "train_organism(..., evaluation=Evaluation()) saves one)")
+    return CNNClassifier.load(folder)
+
+
+CLASSIFIERS: dict[str, Callable] = {"annotator": _annotator, "nearest-centroid": _nearest_centroid}
 """Classifier name -> ``factory(image_size, **options)`` returning an object with ``predict(images)``."""
 
 
