@@ -64,6 +64,11 @@ def test_unknown_quantity_is_an_error():
         scorecard.evaluate_criterion("ratio > 1", {"rho": 1})
 
 
+def test_an_interval_bound_of_a_run_without_intervals_says_to_resample():
+    with pytest.raises(ValueError, match="'ratio_low' is a bound of the interval of 'ratio'.*n_boot > 0"):
+        scorecard.evaluate_criterion("ratio_low > 1", {"ratio": 2})
+
+
 def _noise_cache(**kwargs):
     """No structure at all: the synthetic cache with zero signal (labels arbitrary with respect to the data)."""
     return synthetic_cache(signal_gain=0.0, **kwargs)

@@ -55,6 +55,10 @@ def evaluate_criterion(criterion, quantities):
             return node.value
         if isinstance(node, ast.Name):
             if node.id not in quantities:
+                base = node.id.rsplit("_", 1)[0]
+                if node.id.endswith(("_low", "_high")) and base in quantities:
+                    raise ValueError(f"criterion: {node.id!r} is a bound of the interval of {base!r}, and this run "
+                                     "computed no intervals (n_boot = 0): give n_boot > 0")
                 raise ValueError(f"criterion: unknown quantity {node.id!r}; known: {sorted(quantities)}")
             return float(quantities[node.id])
         if isinstance(node, ast.BoolOp):
