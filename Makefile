@@ -1,6 +1,6 @@
 # SubspaceLens: two commands.
 #   make book   create .venv if missing, install, execute every chapter (papermill), build the HTML
-#   make test   create .venv if missing, run pytest, nbval over the executed chapters, and the browser test
+#   make test   create .venv if missing, run pytest, nbval over the CI references of every chapter, and the browser test
 # Also: make chapter NB=<name> PARAMS=<yaml>, make pdf, make bench, make clean.
 # PARAMS_SET picks the folder of named parameter sets: params/default (the organism on CPU),
 # params/pixart-alpha (the real experiment on a GPU), params/ci; on a GPU also params/pixart-sigma,
@@ -49,6 +49,9 @@ LIB_SOURCES := $(shell find lib -name '*.py' 2>/dev/null) $(wildcard data/prompt
 CAPTURE_PARAMS := $(PARAMS_DIR)/capturing_activations.yaml \
 	$(filter-out %-free.yaml,$(wildcard $(PARAMS_DIR)/capture-*.yaml))
 CAPTURE_RUNS := $(patsubst $(PARAMS_DIR)/%.yaml,build/$(PARAMS_SET)/captures/%.ipynb,$(CAPTURE_PARAMS))
+# A capture run is only a prerequisite of the chapter rule, which would make it an intermediate file that make
+# deletes at the end of the run, so the next run would capture again.
+.SECONDARY: $(CAPTURE_RUNS)
 
 # Execute notebooks/$(1).md with parameters $(2) into $(3): papermill writes to a temporary file that
 # replaces $(3) only when every cell ran and its rerun box is added (the command, parameters, caches and
@@ -63,13 +66,17 @@ define execute_notebook
 	mv build/tmp/$(notdir $(3)) $(3)
 endef
 
-.PHONY: FORCE help venv book smoke chapter captures organisms test unit-tests nbval browser-test pdf bench format html clean
+.PHONY: FORCE help venv book smoke references chapter captures organisms test unit-tests nbval browser-test pdf bench format html clean
+
+FORCE:
 
 help:
 	@echo "make book    - install (if needed), execute every chapter, build the HTML in _build/html"
-	@echo "make test    - install (if needed), run pytest, nbval over book/*.ipynb and the browser test"
+	@echo "make test    - install (if needed), run pytest, nbval over the CI references and the browser test"
 	@echo "make chapter NB=<name> PARAMS=<yaml>  - rerun one chapter with other parameters"
 	@echo "make smoke   - every chapter on the small CI parameter set, into build/ci/book"
+	@echo "make references - the same, into tests/references/ci (what make test's nbval checks)"
+	@echo "make nbval NBVAL_SET=default - nbval over the book's own pages (full captures; over an hour)"
 	@echo "make pdf     - the whole book as one PDF in _build/pdf (offline, with Chromium)"
 	@echo "make bench   - metric, capture and intervention benchmarks (prints measured ratios)"
 	@echo "make organisms - train the 28-block organisms organism-s0..s2 (with twins and held-out evaluation)"
@@ -100,30 +107,27 @@ $(MATHJAX):
 	cp -r build/tmp/package/es5/. build/static/mathjax/
 	rm -rf build/tmp/package build/tmp/mathjax-$(MATHJAX_VERSION).tgz
 
-# The organism is trained once and committed; its chapter loads it (RETRAIN=1 trains it again).
-ORGANISM := data/models/organism/model_index.json
-$(ORGANISM):
-	$(call execute_notebook,training_the_organism,$(PARAMS_DIR)/training_the_organism.yaml,$(OUT_DIR)/training_the_organism.ipynb)
-
-$(OUT_DIR)/training_the_organism.ipynb: notebooks/training_the_organism.md $(PARAMS_DIR)/training_the_organism.yaml $(LIB_SOURCES) $(if $(filter 1,$(RETRAIN)),FORCE) | $(INSTALLED)
-	$(call execute_notebook,training_the_organism,$(PARAMS_DIR)/training_the_organism.yaml,$@,$(if $(filter 1,$(RETRAIN)),-p retrain True,))
-
-# The 28-block organisms of the nested hierarchy, one per training seed (issue 7; not yet the book's default):
-# `make organisms` trains the missing ones, JOBS at a time, one thread each (times: each one's training_log.json).
+# The book's organisms, one per training seed (seed 0 is the book's; 1 and 2 give the spread over training
+# runs), each with its random-initialised twin and held-out evaluation: trained once and committed.
+# `make organisms` trains the missing ones, JOBS at a time, one thread each (times: each one's
+# training_log.json); RETRAIN=1 trains them all again, and everything captured from them follows.
 ORGANISM_SEEDS := 0 1 2
 ORGANISMS := $(ORGANISM_SEEDS:%=data/models/organism-s%/model_index.json)
 organisms: $(INSTALLED)
 	$(MAKE) -j$(JOBS) $(ORGANISMS)
 
-data/models/organism-s%/model_index.json: | $(INSTALLED)
+data/models/organism-s%/model_index.json: $(if $(filter 1,$(RETRAIN)),FORCE) | $(INSTALLED)
 	@mkdir -p build
 	$(BIN)/python -m subspacelens train-organism --seed $* --size deep --recipe nested --out data/models \
 		> build/train-organism-s$*.log 2>&1 || { tail -20 build/train-organism-s$*.log; exit 1; }
 
-build/$(PARAMS_SET)/captures/%.ipynb: $(PARAMS_DIR)/%.yaml notebooks/capturing_activations.md | $(INSTALLED) $(ORGANISM)
+$(OUT_DIR)/training_the_organism.ipynb: notebooks/training_the_organism.md $(PARAMS_DIR)/training_the_organism.yaml $(LIB_SOURCES) $(ORGANISMS) | $(INSTALLED)
+	$(call execute_notebook,training_the_organism,$(PARAMS_DIR)/training_the_organism.yaml,$@)
+
+build/$(PARAMS_SET)/captures/%.ipynb: $(PARAMS_DIR)/%.yaml notebooks/capturing_activations.md $(ORGANISMS) | $(INSTALLED)
 	$(call execute_notebook,capturing_activations,$<,$@)
 
-captures: $(INSTALLED) $(ORGANISM)
+captures: $(INSTALLED) $(ORGANISMS)
 	$(MAKE) -j$(JOBS) $(CAPTURE_RUNS)
 
 $(OUT_DIR)/capturing_activations.ipynb: build/$(PARAMS_SET)/captures/capturing_activations.ipynb
@@ -155,15 +159,27 @@ test: unit-tests nbval browser-test
 unit-tests: $(INSTALLED)
 	$(BIN)/pytest tests --ignore=tests/browser -q -p no:cacheprovider -n $(JOBS)
 
-# nbval re-executes the committed default-run chapters against freshly captured caches, JOBS notebooks at a
-# time (--dist loadfile: each notebook's cells in order on one worker), the longest recorded run first so
-# no long chapter starts last; the scorecard after them, since it reads the outcomes of the steering chapter.
+# nbval re-executes a set of executed chapters against freshly captured caches, JOBS notebooks at a time
+# (--dist loadfile: each notebook's cells in order on one worker), the longest recorded run first so no long
+# chapter starts last; the scorecard after them, since it reads the outcomes of the steering chapter.
+# NBVAL_SET picks the set: ci (what make test runs: every chapter executed on the small CI parameter set,
+# committed in tests/references/ci by `make references`, so make test stays within its budget) or default
+# (the book's own pages, book/*.ipynb, against the full captures: over an hour on 2 cores).
+NBVAL_SET ?= ci
+NBVAL_DIR := $(if $(filter default,$(NBVAL_SET)),book,tests/references/$(NBVAL_SET))
+NBVAL_CHAPTERS := $(CHAPTERS:%=$(NBVAL_DIR)/%.ipynb)
 NBVAL := $(BIN)/pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 	--nbval-cell-timeout 900 -q -p no:cacheprovider
-nbval: $(INSTALLED) captures
+nbval: $(INSTALLED)
+	$(MAKE) captures PARAMS_SET=$(NBVAL_SET)
 	$(NBVAL) -n $(JOBS) --dist loadfile \
-		$$($(BIN)/python -m subspacelens longest-first $(filter-out book/scorecard.ipynb,$(COMMITTED_CHAPTERS)))
-	$(NBVAL) $(filter book/scorecard.ipynb,$(COMMITTED_CHAPTERS))
+		$$($(BIN)/python -m subspacelens longest-first $(filter-out %/scorecard.ipynb,$(NBVAL_CHAPTERS)))
+	$(NBVAL) $(filter %/scorecard.ipynb,$(NBVAL_CHAPTERS))
+
+# The nbval references of the CI parameter set, rebuilt whenever a chapter, the library or the organism
+# changes (what `make smoke` runs, written where make test reads it).
+references: $(INSTALLED)
+	$(MAKE) -j$(JOBS) $(CHAPTERS:%=tests/references/ci/%.ipynb) PARAMS_SET=ci OUT_DIR=tests/references/ci
 
 # Debian's Chromium, for the browser test and the PDF (installed once, as root).
 CHROMIUM := command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
