@@ -76,7 +76,7 @@ help:
 	@echo "make chapter NB=<name> PARAMS=<yaml>  - rerun one chapter with other parameters"
 	@echo "make smoke   - every chapter on the small CI parameter set, into build/ci/book"
 	@echo "make references - the same, into tests/references/ci (what make test's nbval checks)"
-	@echo "make nbval NBVAL_SET=default - nbval over the book's own pages (full captures; over an hour)"
+	@echo "make nbval NBVAL_SET=default - nbval over the book's own pages (full captures; as long as make book)"
 	@echo "make pdf     - the whole book as one PDF in _build/pdf (offline, with Chromium)"
 	@echo "make bench   - metric, capture and intervention benchmarks (prints measured ratios)"
 	@echo "make organisms - train the 28-block organisms organism-s0..s2 (with twins and held-out evaluation)"
@@ -164,7 +164,7 @@ unit-tests: $(INSTALLED)
 # chapter starts last; the scorecard after them, since it reads the outcomes of the steering chapter.
 # NBVAL_SET picks the set: ci (what make test runs: every chapter executed on the small CI parameter set,
 # committed in tests/references/ci by `make references`, so make test stays within its budget) or default
-# (the book's own pages, book/*.ipynb, against the full captures: over an hour on 2 cores).
+# (the book's own pages, book/*.ipynb, against the full captures: as long as `make book`).
 NBVAL_SET ?= ci
 NBVAL_DIR := $(if $(filter default,$(NBVAL_SET)),book,tests/references/$(NBVAL_SET))
 NBVAL_CHAPTERS := $(CHAPTERS:%=$(NBVAL_DIR)/%.ipynb)

@@ -125,6 +125,16 @@ def test_scores_on_known_answers():
     assert lenses.probe_r2(rng.standard_normal((200, 2)), factor) < 0.1
 
 
+def test_a_continuous_factor_is_probed_as_one_column():
+    """R² of a continuous factor: near 1 from coordinates that carry it, near 0 (not hugely negative) from noise."""
+    rng = np.random.default_rng(0)
+    values = rng.random(200)
+    factor = lenses.Factor("position_x", values, "continuous")
+    carried = np.stack([values + 0.01 * rng.standard_normal(200), rng.standard_normal(200)], axis=1)
+    assert lenses.probe_r2(carried, factor) > 0.95
+    assert -0.1 < lenses.probe_r2(rng.standard_normal((200, 3)), factor) < 0.1
+
+
 def test_label_subspace_spans_the_class_means():
     mixture = low_rank_mixture(30, 50, 2, 90.0, K=3, mean_shift=5.0, seed=0)
     basis = lenses.label_subspace(mixture.Z, mixture.labels, energy=0.99)

@@ -43,7 +43,8 @@ def probe_r2(coordinates, factor, *, n_folds=5, seed=0) -> float:
         raise ValueError(f"factor: {factor.name!r} has {len(y)} samples, coordinates {len(X)}")
     alpha = PROBE_RIDGE * float(X.var(axis=0).mean() or 1.0) * len(X)
     folds = KFold(as_positive_int("n_folds", n_folds), shuffle=True, random_state=seed)
-    predicted = cross_val_predict(Ridge(alpha=alpha), X, y, cv=folds)
+    # a one-column target comes back as a vector: without the reshape, y - predicted would broadcast to N × N
+    predicted = cross_val_predict(Ridge(alpha=alpha), X, y, cv=folds).reshape(y.shape)
     return float(1.0 - ((y - predicted) ** 2).sum() / ((y - y.mean(axis=0)) ** 2).sum())
 
 
