@@ -7,7 +7,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
+import yaml
 
 from subspacelens.params import Parameter, check_parameters, notebook_parameters
 
@@ -24,6 +26,23 @@ def _notebook_of(params: Path) -> Path:
 @pytest.mark.parametrize("params", PARAM_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_committed_parameter_file_sets_only_known_parameters(params):
     check_parameters(_notebook_of(params), params)  # raises on a key the chapter does not define
+
+
+CI_PARAM_FILES = sorted((ROOT / "params" / "ci").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("params", CI_PARAM_FILES, ids=lambda p: p.name)
+def test_the_ci_set_reads_only_the_ci_caches(params):
+    """Every cache parameter of a chapter defaults to a full-size cache, so the ci set must set each one: a
+    default left in place reads the full cache where one exists and silently skips it where none does, and
+    the ci references would then depend on what else was captured on the machine that made them."""
+    defaults = notebook_parameters(_notebook_of(params))
+    reading_caches = {name for name, p in defaults.items() if "data/cache/" in p.default}
+    values = yaml.safe_load(params.read_text()) or {}
+    left = sorted(reading_caches - set(values))
+    assert not left, f"{params.name} leaves {left} at their defaults"
+    for name in reading_caches:
+        assert all(str(path).startswith("data/cache/ci/") for path in np.ravel([values[name]]) if path), (name, values[name])
 
 
 def test_the_parameters_cell_is_read_with_the_types_its_defaults_show():

@@ -96,6 +96,16 @@ def test_missing_caches_are_reported_not_run(small_caches):
     assert (sweep["raw, as the blog measured"] == scorecard.NOT_RUN).all()
 
 
+def test_a_twin_of_other_samples_is_refused_not_paired(small_caches):
+    """A twin captured with another protocol (here fewer seeds) cannot be paired sample by sample."""
+    twin = synthetic_cache(n_layers=5, steps=(0, 19), d=16, n_seeds=3, seed=1)
+    session = scorecard.Session({"main": small_caches["main"], "twin": twin}, n_boot=0)
+    with pytest.raises(ValueError, match="twin: a Dataset holds .* samples that are not the main cache's"):
+        session.ds("twin")
+    paired = synthetic_cache(n_layers=5, steps=(0, 19), d=16, n_seeds=4, seed=1)
+    assert scorecard.Session({"main": small_caches["main"], "twin": paired}, n_boot=0).ds("twin") is not None
+
+
 def test_a_cache_without_the_uncond_branch_reports_not_run():
     cond_only = synthetic_cache(n_layers=4, steps=(0,), d=16, n_seeds=4, branches=("cond",))
     df = scorecard.table({"main": cond_only}, chapter="cond_vs_uncond", n_boot=0).set_index("id")

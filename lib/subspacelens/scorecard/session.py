@@ -139,7 +139,24 @@ class Session:
             if index is not None:
                 cache = cache[index]
             self._datasets[key] = analysis.open_dataset(cache)
+            if role == "twin":
+                self._check_paired(self._datasets[key], cache)
         return self._datasets[key]
+
+    def _check_paired(self, twin, path):
+        """A twin's statistics are paired with the main cache's sample by sample (the same prompts and seeds,
+        teacher-forced): a twin captured with another protocol is refused rather than compared."""
+        main = self.ds("main")
+        same = twin.sizes.get("sample") == main.sizes.get("sample") and all(
+            np.array_equal(twin[name].values, main[name].values)
+            for name in ("subject", "seed") if name in twin.coords and name in main.coords)
+        if not same:
+            def name(cache):
+                return cache if isinstance(cache, (str, Path)) else "a Dataset"
+
+            raise ValueError(f"twin: {name(path)} holds {twin.sizes.get('sample')} samples that are not the main "
+                             f"cache's {main.sizes.get('sample')} ({name(self.caches['main'])}); capture the twin "
+                             "with the main capture's prompts and seeds")
 
     def n_caches(self, role):
         cache = self.caches[role]
