@@ -40,7 +40,6 @@ CHAPTERS := training_the_organism capturing_activations $(ANALYSIS_CHAPTERS)
 # Where executed chapters go: book/ (what the HTML renders) unless OUT_DIR says otherwise.
 OUT_DIR ?= book
 EXECUTED := $(CHAPTERS:%=$(OUT_DIR)/%.ipynb)
-COMMITTED_CHAPTERS := $(CHAPTERS:%=book/%.ipynb)
 LIB_SOURCES := $(shell find lib -name '*.py' 2>/dev/null) $(wildcard data/prompts/*.yaml data/reference/*.yaml)
 
 # Every capture of the run: the chapter's own parameters plus the sweep and control captures. The optional
@@ -142,8 +141,11 @@ $(OUT_DIR)/scorecard.ipynb: $(OUT_DIR)/steering_through_subspaces.ipynb
 
 # Every chapter on the small CI parameter set (small caches under data/cache/ci), executed into
 # build/ci/book: a quick end-to-end check that leaves the book and its nbval references as they are.
+# Every chapter on the ci parameter set into $(1) (its small caches, data/cache/ci, captured first).
+ci_chapters = $(MAKE) -j$(JOBS) $(CHAPTERS:%=$(1)/%.ipynb) PARAMS_SET=ci OUT_DIR=$(1)
+
 smoke: $(INSTALLED)
-	$(MAKE) -j$(JOBS) $(CHAPTERS:%=build/ci/book/%.ipynb) PARAMS_SET=ci OUT_DIR=build/ci/book
+	$(call ci_chapters,build/ci/book)
 
 # make chapter NB=controls PARAMS=my-params.yaml: executes into build/chapters/, the book stays as it is.
 chapter: $(INSTALLED)
@@ -179,7 +181,7 @@ nbval: $(INSTALLED)
 # The nbval references of the CI parameter set, rebuilt whenever a chapter, the library or the organism
 # changes (what `make smoke` runs, written where make test reads it).
 references: $(INSTALLED)
-	$(MAKE) -j$(JOBS) $(CHAPTERS:%=tests/references/ci/%.ipynb) PARAMS_SET=ci OUT_DIR=tests/references/ci
+	$(call ci_chapters,tests/references/ci)
 
 # Debian's Chromium, for the browser test and the PDF (installed once, as root).
 CHROMIUM := command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }

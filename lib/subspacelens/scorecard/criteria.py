@@ -56,7 +56,7 @@ def evaluate_criterion(criterion, quantities):
         if isinstance(node, ast.Name):
             if node.id not in quantities:
                 base = node.id.rsplit("_", 1)[0]
-                if node.id.endswith(("_low", "_high")) and base in quantities:
+                if node.id.endswith(("_low", "_high")) and base in quantities:  # a bound of a known quantity
                     raise ValueError(f"criterion: {node.id!r} is a bound of the interval of {base!r}, and this run "
                                      "computed no intervals (n_boot = 0): give n_boot > 0")
                 raise ValueError(f"criterion: unknown quantity {node.id!r}; known: {sorted(quantities)}")

@@ -74,6 +74,11 @@ def _key(kwargs):
     return tuple(sorted((k, str(v)) for k, v in kwargs.items()))
 
 
+def _cache_name(cache):
+    """A cache as an error message names it: its path, or "a Dataset" for one opened in memory."""
+    return cache if isinstance(cache, (str, Path)) else "a Dataset"
+
+
 class Session:
     """The caches of one run, opened once, and a memo of every profile and null computed from them.
 
@@ -151,12 +156,9 @@ class Session:
             np.array_equal(twin[name].values, main[name].values)
             for name in ("subject", "seed") if name in twin.coords and name in main.coords)
         if not same:
-            def name(cache):
-                return cache if isinstance(cache, (str, Path)) else "a Dataset"
-
-            raise ValueError(f"twin: {name(path)} holds {twin.sizes.get('sample')} samples that are not the main "
-                             f"cache's {main.sizes.get('sample')} ({name(self.caches['main'])}); capture the twin "
-                             "with the main capture's prompts and seeds")
+            raise ValueError(f"twin: {_cache_name(path)} holds {twin.sizes.get('sample')} samples that are not the "
+                             f"main cache's {main.sizes.get('sample')} ({_cache_name(self.caches['main'])}); capture "
+                             "the twin with the main capture's prompts and seeds")
 
     def n_caches(self, role):
         cache = self.caches[role]
